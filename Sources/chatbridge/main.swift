@@ -1,0 +1,2 @@
+import ChatBridge
+print("chatbridge")
