@@ -223,21 +223,21 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 
 extension JSONValue {
     /// Parses one JSON value (RFC 8259) from `text`; white space around it is allowed,
-    /// anything else after it is an error.
-    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    /// anything else after it is an error. Throws ``JSONParseError``.
+    public static func parse(_ text: String) throws -> JSONValue {
         var text = text
-        return try text.withUTF8 { buffer throws(JSONParseError) in try parse(UnsafeRawBufferPointer(buffer)) }
+        return try text.withUTF8 { buffer in try parse(UnsafeRawBufferPointer(buffer)) }
     }
 
     /// Parses one JSON value from UTF-8 bytes.
-    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
-        if let result = try bytes.withContiguousStorageIfAvailable({ buffer throws(JSONParseError) in
+    public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
+        if let result = try bytes.withContiguousStorageIfAvailable({ buffer in
             try parse(UnsafeRawBufferPointer(buffer))
         }) {
             return result
         }
         let array = Array(bytes)
-        return try array.withUnsafeBytes { buffer throws(JSONParseError) in try parse(buffer) }
+        return try array.withUnsafeBytes { buffer in try parse(buffer) }
     }
 
     /// Parses one JSON value from raw UTF-8 bytes.

@@ -1,0 +1,111 @@
+/// The variables an expression may use. Functions are CEL's built-in set.
+///
+/// ```swift
+/// let declarations = CELDeclarations(variables: ["chat", "kinds", "type", "now"])
+/// ```
+///
+/// A declared variable named like a CEL built-in (`type`, `int`) shadows it: our rules
+/// declare `type`, the event type.
+public struct CELDeclarations: Sendable {
+    public var variables: Set<String>
+
+    public init(variables: Set<String>) { self.variables = variables }
+}
+
+/// The values of the declared variables for one evaluation.
+///
+/// ```swift
+/// let activation = CELActivation(["chat": chatValue, "type": .string("chat.updated")])
+/// ```
+public struct CELActivation: Sendable {
+    public var variables: [String: CELValue]
+
+    public init(_ variables: [String: CELValue]) { self.variables = variables }
+}
+
+/// Why an expression does not compile, and where.
+///
+/// `line` and `column` are 1-based and count code points within the expression text;
+/// `offset` is the 0-based code-point offset from its start. A caller that embeds the
+/// expression in a file (a rule's `when:`) adds its own position:
+///
+/// ```swift
+/// do {
+///     _ = try CELProgram.compile("chat.name ==\n  nme", declarations: declarations)
+/// } catch {
+///     print(error)   // 2:3: undeclared reference to 'nme'
+/// }
+/// ```
+public struct CELCompileError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var line: Int
+    public var column: Int
+    public var offset: Int
+
+    public init(message: String, line: Int, column: Int, offset: Int) {
+        self.message = message
+        self.line = line
+        self.column = column
+        self.offset = offset
+    }
+
+    /// `LINE:COLUMN: message`.
+    public var description: String { "\(line):\(column): \(message)" }
+}
+
+/// Why an evaluation produced no value: a missing map key, a wrong type, no matching
+/// overload, a division by zero, an overflow, a value out of range.
+///
+/// Messages name types and the expression's own field names; text that comes from the
+/// data (a chat's name) appears only as a short escaped excerpt, if at all.
+public struct CELEvaluationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+
+    public init(message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+/// A compiled CEL expression: parse and check once, evaluate many times.
+///
+/// ```swift
+/// let program = try CELProgram.compile(
+///     #"chat.account_type == "LINKEDIN" && chat.unread_count > 0"#,
+///     declarations: CELDeclarations(variables: ["chat"]))
+/// switch program.evaluate(CELActivation(["chat": chat])) {
+/// case .success(.bool(true)): print("match")
+/// case .success(let other): print("not a match: \(other)")
+/// case .failure(let error): print("condition failed: \(error)")
+/// }
+/// ```
+///
+/// `compile` rejects syntax errors, undeclared variables (names neither declared nor
+/// bound by a macro such as `all(x, …)`), unknown functions, calls with the wrong number
+/// of arguments, malformed macros, invalid literal regular expressions and unknown
+/// literal time zones, each with its position. Evaluation never traps: every failure is a
+/// ``CELEvaluationError``, and `&&`/`||` absorb an error when the other side decides.
+public struct CELProgram: Sendable {
+    /// The expression text as given.
+    public let source: String
+    let root: Node
+    let localSlots: Int
+
+    public static func compile(_ source: String, declarations: CELDeclarations) throws(CELCompileError) -> CELProgram {
+        let text = SourceText(source)
+        let expr = try Parser.parse(text)
+        var compiler = Compiler(source: text, declarations: declarations)
+        let root = try compiler.compile(expr)
+        return CELProgram(source: source, root: root, localSlots: compiler.slotCount)
+    }
+
+    /// Evaluates the expression with `activation`'s variables. A declared variable missing
+    /// from the activation is an evaluation error.
+    public func evaluate(_ activation: CELActivation) -> Result<CELValue, CELEvaluationError> {
+        var evaluator = Evaluator(variables: activation.variables, slotCount: localSlots)
+        do {
+            return .success(try evaluator.evaluate(root))
+        } catch {
+            return .failure(error)
+        }
+    }
+}

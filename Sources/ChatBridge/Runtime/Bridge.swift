@@ -1,0 +1,202 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Everything `chatbridge run` runs, wired together: one poller per source, the
+/// dispatcher, and the rules they share.
+///
+/// ```swift
+/// let bridge = try Bridge(configuration: configuration, rules: rules, httpClient: .shared, logger: logger)
+/// // cron: one complete poll of every source, then what is due
+/// let result = try await bridge.runOnce(drainTimeout: .seconds(30))
+/// // daemon, under swift-service-lifecycle (SIGTERM/SIGINT: graceful)
+/// try await ServiceGroup(services: [bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+///
+/// Polling and delivery run concurrently: a poll commits its events and outbox rows
+/// and wakes the dispatcher; a slow webhook never delays detection.
+public final class Bridge: Service, Sendable {
+    public let store: SQLiteStore
+    private let state: Mutex<State>
+    private let httpClient: HTTPClient
+    private let logger: Logger
+
+    /// What a reload replaces.
+    struct State {
+        var configuration: ChatBridgeConfiguration
+        var rules: RuleSet
+        var pollers: [String: SourcePoller]
+        var dispatcher: Dispatcher
+    }
+
+    /// Opens the store and builds the pollers and the dispatcher.
+    ///
+    /// - Throws: ``StoreError`` when the store cannot be opened.
+    public init(
+        configuration: ChatBridgeConfiguration, rules: RuleSet, httpClient: HTTPClient, logger: Logger
+    ) throws {
+        let store = try SQLiteStore(path: configuration.storePath)
+        self.store = store
+        self.httpClient = httpClient
+        self.logger = logger
+        state = Mutex(Self.makeState(
+            configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger,
+            previous: nil))
+    }
+
+    private static func makeState(
+        configuration: ChatBridgeConfiguration, rules: RuleSet, store: SQLiteStore, httpClient: HTTPClient,
+        logger: Logger, previous: State?
+    ) -> State {
+        var pollers: [String: SourcePoller] = [:]
+        for source in configuration.sources {
+            if let old = previous?.pollers[source.name], old.configuration == source {
+                pollers[source.name] = old  // keeps its in-memory digests
+            } else {
+                pollers[source.name] = SourcePoller(
+                    configuration: source, client: UnipileClient(source: source, httpClient: httpClient),
+                    store: store, emitBaseline: configuration.baseline == .emit, logger: logger)
+            }
+        }
+        var sinks: [String: any DeliverySink] = [:]
+        for (name, sink) in configuration.sinks {
+            sinks[name] = makeDeliverySink(sink, httpClient: httpClient, logger: logger)
+        }
+        var templates: [String: DeliveryTemplate] = [:]
+        for rule in rules.rules { templates[rule.name] = rule.template }
+        let delivery = configuration.delivery
+        let dispatcher = Dispatcher(
+            queue: store, sinks: sinks,
+            policy: RetryPolicy(
+                maxAttempts: delivery.maxAttempts, initialBackoff: delivery.initialBackoff,
+                maxBackoff: delivery.maxBackoff),
+            concurrency: delivery.concurrency, ruleTemplates: templates, logger: logger)
+        return State(configuration: configuration, rules: rules, pollers: pollers, dispatcher: dispatcher)
+    }
+
+    private var current: State { state.withLock { $0 } }
+
+    // MARK: Once (cron)
+
+    /// What `chatbridge run --once` did.
+    public struct OnceResult: Sendable {
+        /// Sources whose poll failed, with why.
+        public var failedSources: [String: String]
+        public var allSourcesComplete: Bool { failedSources.isEmpty }
+    }
+
+    /// One complete poll of every source (concurrently), then one attempt at every due
+    /// delivery and the retries that fall due within `drainTimeout`; what is left stays
+    /// pending for the next run.
+    ///
+    /// - Throws: ``Dispatcher/OutputClosed`` when standard output was closed.
+    public func runOnce(drainTimeout: Duration) async throws -> OnceResult {
+        let state = current
+        let router = state.rules.router(logger: logger)
+        let outcomes = await withTaskGroup(of: (String, PollOutcome).self) { group in
+            for (name, poller) in state.pollers {
+                group.addTask { (name, await poller.poll(router: router)) }
+            }
+            var outcomes: [String: PollOutcome] = [:]
+            for await (name, outcome) in group { outcomes[name] = outcome }
+            return outcomes
+        }
+        try await state.dispatcher.drain(timeout: drainTimeout)
+        var failed: [String: String] = [:]
+        for (name, outcome) in outcomes {
+            if case .failed(let reason, _) = outcome { failed[name] = reason }
+        }
+        return OnceResult(failedSources: failed)
+    }
+
+    // MARK: Daemon
+
+    /// Polls every source on its interval and delivers, until graceful shutdown (the poll
+    /// in hand finishes; then delivery stops, leaving what is unsent pending) or
+    /// cancellation.
+    ///
+    /// - Throws: ``Dispatcher/OutputClosed`` when standard output was closed.
+    public func run() async throws {
+        let state = current
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await state.dispatcher.run() }
+            group.addTask { [self] in
+                await withTaskGroup(of: Void.self) { sources in
+                    for poller in state.pollers.values {
+                        sources.addTask { await self.pollLoop(poller, dispatcher: state.dispatcher) }
+                    }
+                }
+            }
+            // The first to end decides: the poll loops end on graceful shutdown (then
+            // delivery stops too); the dispatcher ends only by throwing.
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private func pollLoop(_ poller: SourcePoller, dispatcher: Dispatcher) async {
+        let configuration = poller.configuration
+        var failures = 0
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let started = ContinuousClock.now
+            let router = current.rules.router(logger: logger)
+            let outcome = await poller.poll(router: router)
+            switch outcome {
+            case .complete(_, let deliveries, _):
+                failures = 0
+                if deliveries > 0 { dispatcher.notifyNewDeliveries() }
+            case .failed:
+                failures += 1
+                dispatcher.notifyNewDeliveries()  // an account.error may have been queued
+            }
+            let wait = SnapshotRules.backoff(interval: configuration.interval, consecutiveFailures: failures)
+            // Up to 10% jitter, so that many sources do not poll in lockstep.
+            let jitter = configuration.interval * Double.random(in: 0...0.1)
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await Task.sleep(until: started + wait + jitter, clock: .continuous)
+                }
+            } catch {
+                return
+            }
+        }
+    }
+}
+
+/// Builds the sink a configuration names. Templates were validated when the
+/// configuration was loaded; one that still fails to parse renders as the default text.
+func makeDeliverySink(_ sink: SinkConfiguration, httpClient: HTTPClient, logger: Logger) -> any DeliverySink {
+    switch sink.kind {
+    case .standardOutput:
+        return StdoutSink()
+    case .webhook(let webhook):
+        return WebhookSink(
+            name: sink.name, url: webhook.url, format: DeliveryFormat(rawValue: webhook.format.rawValue) ?? .json,
+            template: webhook.template.flatMap { try? DeliveryTemplate($0) },
+            signer: webhook.secret.map { WebhookSigner(secret: $0.value) },
+            headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },
+            timeout: webhook.timeout, httpClient: httpClient)
+    case .exec(let exec):
+        switch exec.command {
+        case .shell(let text):
+            return ExecSink(name: sink.name, command: .shell(text), timeout: exec.timeout)
+        case .arguments(let argv):
+            do {
+                return try ExecSink(name: sink.name, argv: argv, timeout: exec.timeout)
+            } catch {
+                return UnusableSink(reason: "sink \(sink.name): \(error)")
+            }
+        }
+    }
+}
+
+/// A sink whose configuration cannot work (validation should have caught it): every
+/// attempt is dead at once, with the reason, so that nothing is silently dropped.
+struct UnusableSink: DeliverySink {
+    let reason: String
+    func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        .dead(status: nil, error: reason)
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import Logging
+
+/// How one poll of a source ended.
+public enum PollOutcome: Sendable, Hashable {
+    /// Every page was read and the snapshot applied.
+    case complete(events: Int, deliveries: Int, baseline: Bool)
+    /// The poll was abandoned; the stored snapshot is unchanged.
+    case failed(reason: String, authentication: Bool)
+
+    public var isComplete: Bool {
+        if case .complete = self { return true }
+        return false
+    }
+}
+
+/// Polls one source: reads every page, sets aside what changed, and applies the
+/// complete poll to the store in one transaction (events.md, "Snapshot rules").
+///
+/// The poller keeps the digests of the last snapshot in memory between polls, so that
+/// an unchanged poll reads nothing from the database and writes only its `polls` row.
+/// The cache is a copy of what the store holds; after any doubt (a failed apply) it is
+/// dropped and read again.
+public actor SourcePoller {
+    public let configuration: SourceConfiguration
+    private let client: UnipileClient
+    private let store: SQLiteStore
+    private let emitBaseline: Bool
+    private let logger: Logger
+    private var cache: [String: SnapshotEntry]?
+
+    public init(
+        configuration: SourceConfiguration, client: UnipileClient, store: SQLiteStore, emitBaseline: Bool,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.client = client
+        self.store = store
+        self.emitBaseline = emitBaseline
+        var logger = logger
+        logger[metadataKey: "source"] = .string(configuration.name)
+        self.logger = logger
+    }
+
+    /// Account id and type to put on `account.*` events, when the filters name exactly one.
+    private var accountIdentity: (id: String?, type: String?) {
+        (configuration.accountIDs.count == 1 ? configuration.accountIDs[0] : nil, configuration.accountType?.rawValue)
+    }
+
+    /// One complete poll, or a failed one. Never throws: failures are outcomes, recorded
+    /// in the store and logged.
+    public func poll(router: @escaping EventRouter) async -> PollOutcome {
+        let startedAt = Date()
+        let source = configuration.name
+        let fingerprint = configuration.filterFingerprint
+        var pages = 0
+        var items = 0
+        do {
+            let record = try await store.sourceRecord(source)
+            let isBaseline = record == nil || record?.baselineDone == false || record?.filterFingerprint != fingerprint
+            if let record, record.baselineDone, record.filterFingerprint != fingerprint {
+                logger.notice("filters changed: this poll is a new baseline")
+            }
+            let index: [String: SnapshotEntry]
+            if isBaseline {
+                index = [:]
+                cache = nil
+            } else if let cache {
+                index = cache
+            } else {
+                index = try await store.snapshotIndex(source: source)
+            }
+            try await store.discardStaged(source: source)
+
+            var seen = Set<String>(minimumCapacity: index.count)
+            let store = self.store
+            let summary = try await client.fetchAllChats(
+                ChatListQuery(source: configuration), digestSeed: store.digestSeed
+            ) { page in
+                var staged: [StagedChat] = []
+                for item in page.items {
+                    let firstTime = seen.insert(item.id).inserted
+                    // A chat listed twice in one poll counts once; its later copy wins.
+                    if firstTime, let entry = index[item.id], entry.digest == item.digest { continue }
+                    staged.append(StagedChat(
+                        id: item.id, accountID: item.accountID, accountType: item.accountType,
+                        raw: page.rawData(of: item), digest: item.digest))
+                }
+                try await store.stage(source: source, chats: staged)
+            }
+            pages = summary.pages
+            items = summary.items
+            try Task.checkCancellation()
+
+            var absent: [(id: String, missing: Int)] = []
+            var reappeared: [String] = []
+            for (id, entry) in index {
+                if !seen.contains(id) {
+                    absent.append((id, entry.missing))
+                } else if entry.missing > 0 {
+                    reappeared.append(id)
+                }
+            }
+            let plan = SnapshotRules.planAbsences(
+                knownCount: index.count, absent: absent, suspiciousStreak: record?.suspiciousStreak ?? 0)
+            if plan.suspicious {
+                logger.warning(
+                    "\(absent.count) of \(index.count) known chats missing from this poll: holding removals until confirmed",
+                    metadata: ["suspicious_streak": "\(plan.suspiciousStreak)"])
+            }
+            let identity = accountIdentity
+            let poll = CompletedPoll(
+                source: source, filterFingerprint: fingerprint, isBaseline: isBaseline, emitBaseline: emitBaseline,
+                startedAt: startedAt, finishedAt: Date(), pages: pages, items: items, reappeared: reappeared,
+                absences: plan, accountID: identity.id, accountType: identity.type)
+            let applied: PollApplication
+            do {
+                applied = try await store.applyCompletePoll(poll, router: router)
+            } catch {
+                cache = nil
+                throw error
+            }
+            updateCache(after: poll, applied: applied, index: index)
+            logger.log(
+                level: applied.eventCount > 0 || isBaseline ? .info : .debug,
+                "poll complete",
+                metadata: [
+                    "pages": "\(pages)", "chats": "\(items)", "events": "\(applied.eventCount)",
+                    "deliveries": "\(applied.deliveryCount)", "baseline": "\(isBaseline)",
+                    "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(startedAt)))",
+                ])
+            return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: isBaseline)
+        } catch {
+            let failure = error as? PollFailure
+            let reason = failure.map { "\($0)" } ?? (error is CancellationError ? "stopped" : "\(error)")
+            let apiError = failure?.apiError
+            let authentication = apiError?.isAuthenticationFailure ?? false
+            try? await store.discardStaged(source: source)
+            let identity = accountIdentity
+            let failed = FailedPoll(
+                source: source, filterFingerprint: fingerprint, startedAt: startedAt, finishedAt: Date(),
+                pages: pages, items: items, error: reason,
+                accountError: authentication ? apiError?.json : nil,
+                accountID: identity.id, accountType: identity.type)
+            do {
+                let applied = try await store.recordFailedPoll(failed, router: router)
+                if applied.eventCount > 0 {
+                    logger.error("account needs attention: \(reason)")
+                } else {
+                    logger.warning("poll failed: \(reason)")
+                }
+            } catch {
+                logger.error("poll failed (\(reason)), and recording it failed too: \(error)")
+            }
+            return .failed(reason: reason, authentication: authentication)
+        }
+    }
+
+    /// Keeps the in-memory digests in step with what the transaction just stored.
+    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index: [String: SnapshotEntry]) {
+        if poll.isBaseline {
+            cache = nil  // read again on the next poll: the baseline was written in SQL
+            return
+        }
+        var next = index
+        for id in poll.absences.stillMissing { next[id]?.missing += 1 }
+        for id in poll.reappeared { next[id]?.missing = 0 }
+        for (id, digest) in applied.updatedDigests { next[id] = SnapshotEntry(digest: digest, missing: 0) }
+        for id in applied.removed { next[id] = nil }
+        cache = next
+    }
+}

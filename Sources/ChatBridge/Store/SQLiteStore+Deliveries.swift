@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+
+// The outbox side of the store: what the dispatcher reads and records, and the delivery
+// log of `chatbridge deliveries` / `chatbridge replay`.
+
+extension SQLiteStore: DeliveryQueue {
+    /// Pending rows of `sink` due at `now`, oldest first; a row waits while an older row
+    /// of the same sink and chat is pending (that one may be in flight or retrying).
+    ///
+    /// Reads by index: `deliveries_due (sink, status, next_attempt_at)` finds the due
+    /// rows, `deliveries_by_chat (sink, chat_key, status, id)` answers "is there an older
+    /// pending row for this chat", and the event's JSON comes by its unique id.
+    public func dueDeliveries(sink: String, now: Date, excluding inFlight: Set<Int64>, limit: Int) async throws -> [DueDelivery] {
+        guard limit > 0 else { return [] }
+        let excluded = inFlight.sorted()
+        let placeholders = excluded.isEmpty ? "" : "AND d.id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
+        let sql = """
+            SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, COALESCE(e.json, '') AS json
+            FROM deliveries d
+            LEFT JOIN events e ON e.id = d.event_id
+            WHERE d.sink = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
+              \(placeholders)
+              AND NOT EXISTS (
+                SELECT 1 FROM deliveries o
+                WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+            ORDER BY d.id
+            LIMIT ?
+            """
+        var arguments: [(any DatabaseValueConvertible)?] = [sink, now.storeValue]
+        arguments.append(contentsOf: excluded.map { $0 as (any DatabaseValueConvertible)? })
+        arguments.append(limit)
+        let statementArguments = StatementArguments(arguments)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: statementArguments).map { row in
+                DueDelivery(
+                    id: row["id"], eventID: row["event_id"], rule: row["rule"], sink: row["sink"],
+                    attempts: row["attempts"], eventJSON: row["json"])
+            }
+        }
+    }
+
+    /// When the earliest pending row of `sink` that heads its chat's queue falls due. A
+    /// row behind an older pending row of the same chat is not counted: it cannot be
+    /// attempted before that one, whatever its own time says. The head of a chat that
+    /// is in flight counts (its time has come), so the answer can be in the past.
+    public func nextAttemptDate(sink: String) async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: """
+                SELECT d.next_attempt_at FROM deliveries d
+                WHERE d.sink = ? AND d.status = 'pending'
+                  AND NOT EXISTS (
+                    SELECT 1 FROM deliveries o
+                    WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+                ORDER BY d.next_attempt_at
+                LIMIT 1
+                """, arguments: [sink]).map(Date.init(storeValue:))
+        }
+    }
+
+    /// Records one attempt in a transaction of its own. A row that is no longer pending
+    /// (finished by another process meanwhile) is left alone.
+    public func record(_ result: DeliveryAttemptResult, deliveryID id: Int64, attempts: Int, at date: Date) async throws {
+        try await pool.write { db in
+            switch result {
+            case .delivered(let status):
+                try db.execute(sql: """
+                    UPDATE deliveries
+                    SET status = 'delivered', attempts = ?, last_status = ?, last_error = NULL,
+                        delivered_at = ?, finished_at = ?
+                    WHERE id = ? AND status = 'pending'
+                    """, arguments: [attempts, status, date.storeValue, date.storeValue, id])
+            case .retry(let notBefore, let status, let error):
+                try db.execute(sql: """
+                    UPDATE deliveries
+                    SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?
+                    WHERE id = ? AND status = 'pending'
+                    """, arguments: [attempts, notBefore.storeValue, status, Self.keptError(error), id])
+            case .dead(let status, let error):
+                try db.execute(sql: """
+                    UPDATE deliveries
+                    SET status = 'dead', attempts = ?, last_status = ?, last_error = ?, finished_at = ?
+                    WHERE id = ? AND status = 'pending'
+                    """, arguments: [attempts, status, Self.keptError(error), date.storeValue, id])
+            }
+        }
+    }
+
+    /// The stored form of an error: its first 1 KiB, cut at a character boundary.
+    static func keptError(_ error: String) -> String {
+        TextLimit.prefix(error, maxUTF8Bytes: 1024)
+    }
+}
+
+/// One row of the delivery log (`chatbridge deliveries`).
+public struct DeliveryRecord: Sendable, Hashable {
+    public var id: Int64
+    public var eventID: String
+    public var rule: String?
+    public var sink: String
+    /// `pending`, `delivered` or `dead`.
+    public var status: String
+    public var attempts: Int
+    /// The last HTTP status or exit code.
+    public var lastStatus: Int?
+    /// The last error (its first 1 KiB).
+    public var lastError: String?
+    /// When the next attempt is due; `nil` once the delivery is finished.
+    public var nextAttemptAt: Date?
+    public var deliveredAt: Date?
+
+    /// The JSON line of `chatbridge deliveries`: `event_id`, `rule`, `sink`, `status`,
+    /// `attempts`, `last_status`, `last_error`, `next_attempt_at`, `delivered_at` (times
+    /// in ISO 8601, absent values `null`).
+    public var json: JSONValue {
+        .object([
+            "event_id": .string(eventID),
+            "rule": rule.map(JSONValue.string) ?? .null,
+            "sink": .string(sink),
+            "status": .string(status),
+            "attempts": .int(Int64(attempts)),
+            "last_status": lastStatus.map { .int(Int64($0)) } ?? .null,
+            "last_error": lastError.map(JSONValue.string) ?? .null,
+            "next_attempt_at": nextAttemptAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
+            "delivered_at": deliveredAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
+        ])
+    }
+}
+
+/// `chatbridge replay` named an event the store does not have.
+public struct ReplayError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var eventID: String
+    public var description: String { "no stored event has the id \(eventID)" }
+}
+
+extension SQLiteStore {
+    /// The delivery log, filtered: the most recent `limit` rows (all when `nil`), oldest
+    /// first.
+    public func deliveries(status: String? = nil, sink: String? = nil, eventID: String? = nil, limit: Int? = nil) async throws -> [DeliveryRecord] {
+        var conditions: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let status {
+            conditions.append("status = ?")
+            arguments.append(status)
+        }
+        if let sink {
+            conditions.append("sink = ?")
+            arguments.append(sink)
+        }
+        if let eventID {
+            conditions.append("event_id = ?")
+            arguments.append(eventID)
+        }
+        var sql = """
+            SELECT id, event_id, rule, sink, status, attempts, last_status, last_error, next_attempt_at, delivered_at
+            FROM deliveries
+            """
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY id DESC"
+        if let limit {
+            sql += " LIMIT ?"
+            arguments.append(max(0, limit))
+        }
+        let statementArguments = StatementArguments(arguments)
+        let query = sql
+        let records = try await pool.read { db in
+            try Row.fetchAll(db, sql: query, arguments: statementArguments).map { row -> DeliveryRecord in
+                let status: String = row["status"]
+                let nextAttempt: Double? = row["next_attempt_at"]
+                let deliveredAt: Double? = row["delivered_at"]
+                return DeliveryRecord(
+                    id: row["id"], eventID: row["event_id"], rule: row["rule"], sink: row["sink"], status: status,
+                    attempts: row["attempts"], lastStatus: row["last_status"], lastError: row["last_error"],
+                    nextAttemptAt: status == "pending" ? nextAttempt.map(Date.init(storeValue:)) : nil,
+                    deliveredAt: deliveredAt.map(Date.init(storeValue:)))
+            }
+        }
+        return records.reversed()
+    }
+
+    /// Queues a stored event again (`chatbridge replay`): its delivery rows (only those of
+    /// `sink`, when given) become pending, due `now`, with their attempts and errors reset.
+    /// The event id stays the same, and so does each row's `webhook-id`.
+    ///
+    /// When `sink` is given and the event has no row for it, one is created with no rule.
+    ///
+    /// - Returns: the number of rows queued (0 when the event has no delivery rows and no
+    ///   sink was named).
+    /// - Throws: ``ReplayError`` when no stored event has this id.
+    public func replay(eventID: String, sink: String? = nil, now: Date = Date()) async throws -> Int {
+        try await pool.write { db in
+            guard let event = try Row.fetchOne(db, sql: "SELECT source, chat_id FROM events WHERE id = ?", arguments: [eventID])
+            else { throw ReplayError(eventID: eventID) }
+            var sql = """
+                UPDATE deliveries
+                SET status = 'pending', attempts = 0, next_attempt_at = ?, last_status = NULL, last_error = NULL,
+                    delivered_at = NULL, finished_at = NULL
+                WHERE event_id = ?
+                """
+            var arguments: [(any DatabaseValueConvertible)?] = [now.storeValue, eventID]
+            if let sink {
+                sql += " AND sink = ?"
+                arguments.append(sink)
+            }
+            try db.execute(sql: sql, arguments: StatementArguments(arguments))
+            let changed = db.changesCount
+            guard changed == 0, let sink else { return changed }
+            // No row for this sink yet: make one, in the chat's queue like the event's others.
+            let existingKey = try String.fetchOne(
+                db, sql: "SELECT chat_key FROM deliveries WHERE event_id = ? LIMIT 1", arguments: [eventID])
+            let source: String = event["source"]
+            let chatID: String? = event["chat_id"]
+            let chatKey = existingKey ?? Self.chatKey(source: source, chatID: chatID)
+            try db.execute(sql: """
+                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                VALUES (?, NULL, ?, ?, 'pending', 0, ?, ?)
+                """, arguments: [eventID, sink, chatKey, now.storeValue, now.storeValue])
+            return 1
+        }
+    }
+
+    /// The `chat_key` of a delivery, as the poll's transaction writes it: `source/chat_id`,
+    /// or the source alone for an account event.
+    static func chatKey(source: String, chatID: String?) -> String {
+        chatID.map { "\(source)/\($0)" } ?? source
+    }
+}

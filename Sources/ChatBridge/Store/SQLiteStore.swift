@@ -1,0 +1,191 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// Why the store could not be opened or used, and which file.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var description: String { "store \(path): \(message)" }
+}
+
+/// The SQLite database that is chatbridge's only state (store.md).
+///
+/// WAL mode with `synchronous = NORMAL`: a killed process loses nothing that was
+/// committed; a power loss can lose the last transactions (then the next poll detects
+/// their changes again, because the snapshot went back with them). Readers
+/// (`chatbridge events`, `status`, …) never block the daemon; writers wait on a busy
+/// timeout.
+///
+/// ```swift
+/// let store = try SQLiteStore(path: "state/chatbridge.sqlite")
+/// let index = try await store.snapshotIndex(source: "main")
+/// ```
+public final class SQLiteStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+    /// The key of the chat digests: random per database, so that whoever writes chat
+    /// names cannot predict a digest.
+    public let digestSeed: UInt64
+    private let eventIDs = Mutex(EventIDGenerator())
+
+    /// Opens (creating it and its folder when missing) and migrates the database.
+    ///
+    /// - Parameter synchronousFull: `PRAGMA synchronous = FULL` instead of `NORMAL`:
+    ///   survives a power loss too, at the cost of an fsync per transaction.
+    public init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
+        self.path = path
+        let folder = (path as NSString).deletingLastPathComponent
+        if !readOnly, !folder.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError(path: path, message: "cannot create its folder \(folder): \(Self.reason(error))")
+            }
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
+        configuration.label = "chatbridge"
+        configuration.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
+            }
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try Self.migrator.migrate(pool) }
+            digestSeed = try pool.read { db in
+                guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'digest_seed'"),
+                      let seed = UInt64(text)
+                else { throw StoreError(path: path, message: "not a chatbridge database (no digest seed)") }
+                return seed
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(path: path, message: Self.reason(error))
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "\(error.message ?? "SQLite error \(error.resultCode)")"
+        }
+        if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError {
+            return underlying.localizedDescription
+        }
+        return "\(error)"
+    }
+
+    /// Makes the next event id: UUIDv7, increasing across every transaction of this store.
+    func nextEventID(now: Date) -> String {
+        eventIDs.withLock { $0.next(now: now) }
+    }
+
+    // MARK: Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                INSERT INTO meta (key, value) VALUES ('digest_seed', '\(UInt64.random(in: 1...UInt64.max))');
+
+                -- One row per configured source: its baseline, filters and health.
+                CREATE TABLE sources (
+                    name TEXT PRIMARY KEY,
+                    filter_fingerprint TEXT NOT NULL,
+                    baseline_done INTEGER NOT NULL DEFAULT 0,
+                    account_error TEXT,                 -- JSON of the outstanding account.error, NULL when healthy
+                    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                    suspicious_streak INTEGER NOT NULL DEFAULT 0,
+                    last_poll_at REAL,
+                    last_outcome TEXT,
+                    last_error TEXT,
+                    last_success_at REAL,
+                    failing_since REAL
+                );
+
+                -- The last complete snapshot of each source.
+                CREATE TABLE chats (
+                    source TEXT NOT NULL,
+                    chat_id TEXT NOT NULL,
+                    account_id TEXT,
+                    account_type TEXT,
+                    raw BLOB NOT NULL,                  -- the item's bytes as the API sent them
+                    digest INTEGER NOT NULL,            -- keyed XXH64 of raw
+                    missing INTEGER NOT NULL DEFAULT 0, -- complete polls in a row without this chat
+                    updated_at REAL NOT NULL
+                );
+                CREATE UNIQUE INDEX chats_by_source ON chats (source, chat_id);
+
+                CREATE TABLE polls (
+                    id INTEGER PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    finished_at REAL NOT NULL,
+                    outcome TEXT NOT NULL,              -- complete | baseline | failed
+                    error TEXT,
+                    pages INTEGER NOT NULL DEFAULT 0,
+                    items INTEGER NOT NULL DEFAULT 0,
+                    changed INTEGER NOT NULL DEFAULT 0,
+                    events INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX polls_by_source ON polls (source, id);
+
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY,            -- detection order
+                    id TEXT NOT NULL UNIQUE,            -- UUIDv7, what users see
+                    type TEXT NOT NULL,
+                    kinds TEXT NOT NULL,                -- space-separated
+                    source TEXT NOT NULL,
+                    chat_id TEXT,
+                    occurred_at REAL NOT NULL,
+                    json TEXT NOT NULL                  -- the event without "rule"
+                );
+                CREATE INDEX events_by_time ON events (occurred_at);
+                CREATE INDEX events_by_chat ON events (chat_id);
+
+                -- The outbox: one row per (event, rule, sink).
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY,
+                    event_id TEXT NOT NULL,
+                    rule TEXT,
+                    sink TEXT NOT NULL,
+                    chat_key TEXT NOT NULL,             -- source/chat: order is kept per chat and sink
+                    status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | dead
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    created_at REAL NOT NULL,
+                    delivered_at REAL,
+                    finished_at REAL
+                );
+                CREATE INDEX deliveries_due ON deliveries (sink, status, next_attempt_at);
+                CREATE INDEX deliveries_by_chat ON deliveries (sink, chat_key, status, id);
+                CREATE INDEX deliveries_by_event ON deliveries (event_id);
+                CREATE INDEX deliveries_finished ON deliveries (status, finished_at);
+
+                CREATE TABLE throttles (
+                    rule TEXT NOT NULL,
+                    chat_key TEXT NOT NULL,
+                    until REAL NOT NULL,
+                    PRIMARY KEY (rule, chat_key)
+                );
+                """)
+        }
+        return migrator
+    }
+}
+
+extension Date {
+    /// Seconds since 1970, as the store keeps times.
+    var storeValue: Double { timeIntervalSince1970 }
+    init(storeValue: Double) { self.init(timeIntervalSince1970: storeValue) }
+}

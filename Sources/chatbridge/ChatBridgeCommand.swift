@@ -1,0 +1,120 @@
+import ArgumentParser
+import ChatBridge
+import Foundation
+import Logging
+
+@main
+struct ChatBridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chatbridge",
+        abstract: "Turns changes in Unipile chats into events: webhooks, JSON lines, local commands.",
+        discussion: """
+            Start with `chatbridge demo` (nothing to configure), then `chatbridge init` and \
+            `chatbridge run`. Data goes to standard output, logs to standard error.
+            """,
+        version: ChatBridgeVersion.current,
+        subcommands: [
+            RunCommand.self, InitCommand.self, DemoCommand.self, SimulateCommand.self, RulesCommand.self,
+            EvalCommand.self, ChatsCommand.self, EventsCommand.self, DeliveriesCommand.self, ReplayCommand.self,
+            StatusCommand.self,
+        ]
+    )
+}
+
+/// Options every command that reads the config or the store takes.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The config file (default: $CHATBRIDGE_CONFIG, else config/chatbridge.yaml).", valueName: "FILE"))
+    var config: String?
+
+    var path: String {
+        config ?? ChatBridgeConfiguration.defaultPath(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// Loads and validates the config, or exits 2 with one line per problem.
+    func load() throws -> ChatBridgeConfiguration {
+        do {
+            return try ChatBridgeConfiguration.load(path: path, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Options of commands that log.
+struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelArgument = .info
+
+    @Option(name: .long, help: "text or json.")
+    var logFormat: LogFormatArgument = .text
+
+    /// Sends swift-log to standard error, hiding `secrets` wherever they appear.
+    func bootstrap(secrets: [String] = []) -> LogRedactor {
+        let redactor = LogRedactor(secrets: secrets)
+        let level = logLevel.level
+        let format = logFormat.format
+        LoggingBootstrap.once {
+            LoggingSystem.bootstrap { label in
+                StderrLogHandler(label: label, format: format, level: level, redactor: redactor)
+            }
+        }
+        return redactor
+    }
+}
+
+enum LogLevelArgument: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
+}
+
+enum LogFormatArgument: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+    var format: LogFormat { LogFormat(rawValue: rawValue) ?? .text }
+}
+
+/// swift-log may be bootstrapped once per process.
+enum LoggingBootstrap {
+    private static let done = ManagedAtomicFlag()
+    static func once(_ body: () -> Void) {
+        if done.setIfUnset() { body() }
+    }
+}
+
+/// A flag set at most once, safe across threads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    func setIfUnset() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if set { return false }
+        set = true
+        return true
+    }
+}
+
+/// Writes one line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+}
+
+/// Writes one line to standard output; a closed pipe ends the process quietly with 0.
+func printLine(_ line: String) {
+    var bytes = Array(line.utf8)
+    bytes.append(0x0A)
+    if !StandardOutput.write(bytes) { Foundation.exit(0) }
+}
+
+/// Parses durations like `30s`, `15m`, `2h`, `7d` as command options.
+struct DurationArgument: ExpressibleByArgument {
+    let duration: Duration
+    init?(argument: String) {
+        guard let duration = try? ConfigDuration.parse(argument) else { return nil }
+        self.duration = duration
+    }
+    var seconds: Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

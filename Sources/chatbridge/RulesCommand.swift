@@ -1,0 +1,175 @@
+import ArgumentParser
+import ChatBridge
+import Foundation
+
+struct RulesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Check rule files, or see what they would do with an event.",
+        subcommands: [RulesCheckCommand.self, RulesTestCommand.self])
+}
+
+struct RulesCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Load the config and every rule file; report every problem as FILE:LINE:COLUMN: message.",
+        discussion: """
+            Exits 0 only when there is no problem at all.
+            Example:
+              chatbridge rules check && systemctl reload chatbridge
+            """)
+
+    @OptionGroup var config: ConfigOptions
+
+    func run() throws {
+        let problems = RuleSet.checkAll(configPath: config.path, environment: ProcessInfo.processInfo.environment)
+        for problem in problems { printError("\(problem)") }
+        if !problems.isEmpty {
+            printError("\(problems.count) problem\(problems.count == 1 ? "" : "s")")
+            throw ExitCode(2)
+        }
+        printError("config and rules OK")
+    }
+}
+
+struct RulesTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Which rules match an event, and what each sink would be sent. Sends nothing.",
+        discussion: """
+            Prints one JSON line per rule. The event is a stored one (chatbridge events) or \
+            written by hand; missing id and occurred_at are filled in.
+            Examples:
+              chatbridge events --limit 1 | chatbridge rules test --event -
+              chatbridge rules test --event my-event.json | jq 'select(.matched)'
+            """)
+
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "A file holding the event as JSON, or - for standard input.") var event: String
+
+    func run() throws {
+        StandardOutput.ignoreBrokenPipeSignal()
+        let configuration = try config.load()
+        let rules = try loadRules(configuration)
+        let data: Data
+        do {
+            data = event == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+                : try Data(contentsOf: URL(fileURLWithPath: event))
+        } catch {
+            printError("\(event): \(error.localizedDescription)")
+            throw ExitCode(2)
+        }
+        // `chatbridge events` writes one event per line: take the first line that holds one.
+        let text = String(decoding: data, as: UTF8.self)
+        let candidate = text.split(whereSeparator: \.isNewline).first { !$0.allSatisfy(\.isWhitespace) }
+        let parsed: Event
+        do {
+            let json = try JSONValue.parse(String(candidate ?? ""))
+            var generator = EventIDGenerator()
+            parsed = try RuleSet.completeTestEvent(json, now: Date(), newEventID: { generator.next() })
+        } catch {
+            printError("\(event): not an event: \(error)")
+            throw ExitCode(2)
+        }
+        for result in rules.testReport(for: parsed, configuration: configuration, now: Date()) {
+            printLine(result.json.compactString)
+        }
+    }
+}
+
+struct DeliveriesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deliveries",
+        abstract: "The delivery log: one JSON line per delivery (or a table for people).",
+        discussion: """
+            Examples:
+              chatbridge deliveries --status dead --format table
+              chatbridge deliveries --sink team-slack | jq -r 'select(.attempts > 3) | .event_id'
+            """)
+
+    enum Status: String, ExpressibleByArgument, CaseIterable { case pending, delivered, dead }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case json, table }
+
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "pending, delivered or dead.") var status: Status?
+    @Option(help: "Only this sink's deliveries.") var sink: String?
+    @Option(help: "Only this event's deliveries.") var event: String?
+    @Option(help: "At most the N most recent.") var limit: Int?
+    @Option(help: "json (one line each) or table.") var format: Format = .json
+
+    func run() async throws {
+        StandardOutput.ignoreBrokenPipeSignal()
+        let configuration = try config.load()
+        let store = try openStoreForReading(configuration)
+        let records = try await store.deliveries(status: status?.rawValue, sink: sink, eventID: event, limit: limit)
+        switch format {
+        case .json:
+            for record in records { printLine(record.json.compactString) }
+        case .table:
+            let header = ["EVENT", "RULE", "SINK", "STATUS", "ATTEMPTS", "LAST", "NEXT / DELIVERED", "ERROR"]
+            let rows = records.map { record -> [String] in
+                [
+                    record.eventID, record.rule ?? "-", record.sink, record.status, "\(record.attempts)",
+                    record.lastStatus.map(String.init) ?? "-",
+                    (record.deliveredAt ?? record.nextAttemptAt).map(Timestamp.iso8601) ?? "-",
+                    TerminalText.clean(record.lastError ?? "", limit: 60),
+                ]
+            }
+            for line in TerminalText.table(header: header, rows: rows) { printLine(line) }
+        }
+    }
+}
+
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Deliver a stored event again (same event id, new attempts).",
+        discussion: """
+            Queues the event's deliveries (of one sink with --sink) as due now; a running \
+            `chatbridge run` picks them up within seconds, or run `chatbridge run --once`.
+            Example:
+              chatbridge replay 0193a6f2-7c1e-7b4a-9d1e-2f0c5e8b1a77 --sink team-slack
+            """)
+
+    @OptionGroup var config: ConfigOptions
+    @Argument(help: "The event's id (chatbridge events | jq -r .id).") var eventID: String
+    @Option(help: "Only to this sink (it must be configured).") var sink: String?
+
+    func run() async throws {
+        let configuration = try config.load()
+        if let sink, configuration.sinks[sink] == nil {
+            printError("no sink named \(sink) in \(configuration.file)")
+            throw ExitCode(2)
+        }
+        let store = try openStore(configuration)
+        do {
+            let count = try await store.replay(eventID: eventID, sink: sink)
+            printError("queued \(count) deliver\(count == 1 ? "y" : "ies") of event \(eventID)")
+        } catch let error as ReplayError {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Text for a terminal: no control characters from hostile data, aligned columns.
+enum TerminalText {
+    static func clean(_ text: String, limit: Int) -> String {
+        var cleaned = String(text.unicodeScalars.map { scalar -> Character in
+            scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
+                ? " " : Character(scalar)
+        })
+        if cleaned.count > limit { cleaned = String(cleaned.prefix(limit - 1)) + "…" }
+        return cleaned
+    }
+
+    static func table(header: [String], rows: [[String]]) -> [String] {
+        var widths = header.map(\.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        return ([header] + rows).map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import ChatBridge
+import Foundation
+import Logging
+import UnipileSimulator
+
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run the Unipile simulator alone (GET /api/v1/chats and the /_sim/ control API).",
+        discussion: """
+            Listens on 127.0.0.1 only. Prints `READY <port>` on standard output once it serves.
+            Example:
+              chatbridge simulate --port 13111 --chats 500 --change-every 5s
+              curl -s -H 'X-API-KEY: sim-key' 'http://127.0.0.1:13111/api/v1/chats?limit=2' | jq .
+              curl -s -X PATCH -d '{"unread_count": 4}' http://127.0.0.1:13111/_sim/chats/CHAT_ID
+            """)
+
+    @Option(help: "The port on 127.0.0.1 (0: any free port).") var port: Int = 13111
+    @Option(help: "How many chats the generated workspace has.") var chats: Int = 200
+    @Option(help: "The seed of the workspace: the same seed gives the same chats.") var seed: UInt64 = 1
+    @Option(help: "Make random, plausible changes this often (e.g. 5s).") var changeEvery: DurationArgument?
+    @Option(help: "The API key clients must send as X-API-KEY.") var apiKey: String = "sim-key"
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard chats >= 0 else { throw ValidationError("--chats must be 0 or more") }
+    }
+
+    func run() async throws {
+        StandardOutput.ignoreBrokenPipeSignal()
+        _ = log.bootstrap(secrets: [apiKey])
+        let options = SimulatorOptions(
+            port: port, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery?.duration)
+        let simulator = UnipileSimulator(options: options, logger: Logger(label: "chatbridge.simulator"))
+        try await withShutdownSignals {
+            try await simulator.run { port in
+                printLine("READY \(port)")
+                printError("simulator on http://127.0.0.1:\(port)/api/v1/chats (X-API-KEY: as given by --api-key)")
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import ChatBridge
+import Foundation
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Each source's last poll and error, and the deliveries waiting per sink.",
+        discussion: """
+            Exits 1 when something needs attention: a source whose last poll failed, \
+            that needs a person (account.error), or that has not completed a poll within \
+            3 intervals; or deliveries that died in the last 24 hours. For monitoring:
+              chatbridge status --format json || notify-admin
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "text or json.") var format: Format = .text
+
+    func run() async throws {
+        StandardOutput.ignoreBrokenPipeSignal()
+        let configuration = try config.load()
+        let store = try openStoreForReading(configuration)
+        let now = Date()
+        let records = Dictionary(uniqueKeysWithValues: try await store.sourceRecords().map { ($0.name, $0) })
+        let counts = try await store.deliveryCounts(now: now, recentSince: now.addingTimeInterval(-86400))
+        let report = StatusReport.make(configuration: configuration, records: records, counts: counts, now: now)
+        switch format {
+        case .json:
+            printLine(report.json.compactString)
+        case .text:
+            for line in report.lines { printLine(line) }
+        }
+        if report.needsAttention { throw ExitCode(1) }
+    }
+}

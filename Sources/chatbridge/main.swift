@@ -1,2 +1,0 @@
-import ChatBridge
-print("chatbridge")
