@@ -60,8 +60,8 @@ public actor SimulatorState {
         guard Self.constantTimeEquals(presented, apiKey) else {
             return Self.errorResponse(UnipileErrorCatalog.body(status: 401, type: "errors/invalid_credentials"))
         }
-        let query: ChatListQuery
-        do { query = try ChatListQuery.parse(parameters) } catch { return Self.errorResponse(error) }
+        let query: ChatListRequest
+        do { query = try ChatListRequest.parse(parameters) } catch { return Self.errorResponse(error) }
 
         let fault = takeFault(page: query.page)
         if case .error(let body)? = fault?.failure {
@@ -86,7 +86,7 @@ public actor SimulatorState {
     }
 
     /// `{"object":"ChatList","items":[...],"cursor":...}` from each chat's cached JSON.
-    private func pageBody(for query: ChatListQuery) -> [UInt8] {
+    private func pageBody(for query: ChatListRequest) -> [UInt8] {
         let page = workspace.page(filter: query.filter, after: query.cursor?.after, limit: query.limit)
         var body: [UInt8] = []
         body.reserveCapacity(page.items.reduce(64) { $0 + $1.json.count + 1 })

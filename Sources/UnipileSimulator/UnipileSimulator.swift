@@ -102,16 +102,18 @@ public struct UnipileSimulator: Sendable {
         let router = Router()
         addRoutes(to: router)
         let logger = self.logger
+        var serverLogger = logger
+        serverLogger.handler = ShutdownLogFilter(wrapped: logger.handler)
         let host = options.host
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(host, port: options.port), serverName: "unipile-simulator"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("Unipile simulator listening", metadata: ["host": "\(host)", "port": "\(port)"])
+                logger.debug("Unipile simulator listening", metadata: ["host": "\(host)", "port": "\(port)"])
                 await onStarted(port)
             },
-            logger: logger
+            logger: serverLogger
         )
         let state = self.state
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -27,9 +27,28 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
         let configuration = try config.load()
-        _ = log.bootstrap(secrets: configuration.secretValues)
+        let redactor = log.bootstrap(secrets: configuration.secretValues)
         let rules = try loadRules(configuration)
-        try await runBridge(configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout.duration)
+        let path = config.path
+        let logger = Logger(label: "chatbridge")
+        // SIGHUP: load both again; with any problem, log it and keep the last good set.
+        let reload: @Sendable () -> (ChatBridgeConfiguration, RuleSet)? = {
+            do {
+                let configuration = try ChatBridgeConfiguration.load(
+                    path: path, environment: ProcessInfo.processInfo.environment)
+                let rules = try RuleSet.load(path: configuration.rulesPath, configuration: configuration)
+                redactor.update(configuration.secretValues)
+                return (configuration, rules)
+            } catch {
+                for line in "\(error)".split(separator: "\n") {
+                    logger.error("reload refused, keeping the running configuration: \(line)")
+                }
+                return nil
+            }
+        }
+        try await runBridge(
+            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout.duration,
+            reload: reload)
     }
 }
 
@@ -46,6 +65,7 @@ func loadRules(_ configuration: ChatBridgeConfiguration) throws -> RuleSet {
 /// Runs the bridge as `run` does; shared with `demo`.
 func runBridge(
     configuration: ChatBridgeConfiguration, rules: RuleSet, once: Bool, drainTimeout: Duration,
+    reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)? = nil,
     alongside: (@Sendable () async throws -> Void)? = nil
 ) async throws {
     let logger = Logger(label: "chatbridge")
@@ -54,7 +74,7 @@ func runBridge(
     do {
         try await runBridge(
             configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout, logger: logger,
-            httpClient: httpClient, alongside: alongside)
+            httpClient: httpClient, reload: reload, alongside: alongside)
     } catch {
         try? await httpClient.shutdown()
         throw error
@@ -64,11 +84,15 @@ func runBridge(
 
 private func runBridge(
     configuration: ChatBridgeConfiguration, rules: RuleSet, once: Bool, drainTimeout: Duration, logger: Logger,
-    httpClient: HTTPClient, alongside: (@Sendable () async throws -> Void)?
+    httpClient: HTTPClient, reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)?,
+    alongside: (@Sendable () async throws -> Void)?
 ) async throws {
     let bridge: Bridge
     do {
-        bridge = try Bridge(configuration: configuration, rules: rules, httpClient: httpClient, logger: logger)
+        let synchronous = ProcessInfo.processInfo.environment["CHATBRIDGE_SQLITE_SYNCHRONOUS"]?.lowercased()
+        bridge = try Bridge(
+            configuration: configuration, rules: rules, httpClient: httpClient, logger: logger,
+            synchronousFull: synchronous == "full")
     } catch {
         printError("\(error)")
         throw ExitCode(1)
@@ -84,6 +108,14 @@ private func runBridge(
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         if let alongside { services.append(.init(service: ClosureService(body: alongside))) }
+        if let reload {
+            services.append(.init(service: ClosureService {
+                for await _ in signalStream(SIGHUP) {
+                    logger.notice("SIGHUP: reloading config and rules")
+                    if let (configuration, rules) = reload() { bridge.reload(configuration: configuration, rules: rules) }
+                }
+            }))
+        }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
         groupConfiguration.cancellationSignals = []

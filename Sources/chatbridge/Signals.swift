@@ -67,3 +67,22 @@ private final class SignalSources: @unchecked Sendable {
         pending?.resume()
     }
 }
+
+/// Every arrival of `number` (its default action turned off), until the consumer stops.
+func signalStream(_ number: Int32) -> AsyncStream<Void> {
+    AsyncStream { continuation in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+        let box = UncheckedSendableBox(source)
+        continuation.onTermination = { _ in box.value.cancel() }
+    }
+}
+
+/// Carries a value that is only ever used from one place at a time across an
+/// isolation boundary (a dispatch source cancelled once).
+struct UncheckedSendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

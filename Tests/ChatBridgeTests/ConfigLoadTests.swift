@@ -180,8 +180,18 @@ struct ConfigLoadTests {
         }
     }
 
-    @Test("the starter rule is the InMail example of rules.md, sent to stdout")
-    func starterRule() {
+    @Test("the starter rule is the InMail example of rules.md, sent to stdout, and loads as a rule")
+    func starterRule() throws {
+        let rules = try RuleSet.parse(
+            yaml: ChatBridgeConfiguration.starterRuleYAML, file: ChatBridgeConfiguration.starterRuleRelativePath)
+        let rule = try #require(rules.rules.first)
+        #expect(rules.rules.count == 1)
+        #expect(rule.name == "linkedin-inmail-unread")
+        #expect(rule.on == ["unread.increased", "chat.added"])
+        #expect(rule.sinks == ["stdout"])
+        #expect(rule.throttle == .seconds(900))
+        #expect(rule.isEnabled)
+
         let lines = ChatBridgeConfiguration.starterRuleYAML.split(separator: "\n").map(String.init)
         let keys = lines.filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }
             .map { String($0.prefix { $0 != ":" }) }

@@ -343,9 +343,10 @@ struct DeliveryStdoutSinkTests {
     @Test func writesOneCompactLinePerDelivery() async throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { close(fds[0]) }
-        async let output = readAll(fds[0])
-        let sink = StdoutSink(fileDescriptor: fds[1])
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+        async let output = readAll(readEnd)
+        let sink = StdoutSink(fileDescriptor: writeEnd)
         #expect(sink.maximumConcurrency == 1)
         let big = String(repeating: "ü", count: 300_000) // far larger than a pipe's buffer: partial writes
         let requests = [
@@ -353,7 +354,7 @@ struct DeliveryStdoutSinkTests {
             DeliveryRequest(eventID: "b", event: sampleEvent(name: .string(big)), rule: nil, sink: "stdout"),
         ]
         for request in requests { #expect(await sink.deliver(request) == .delivered(status: nil)) }
-        close(fds[1])
+        close(writeEnd)
         let lines = String(decoding: await output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 3 && lines[2].isEmpty, "two lines, each ended by a newline")
         #expect(lines.count == 3 ? try JSONValue.parse(String(lines[0])) == requests[0].eventWithRule : false)

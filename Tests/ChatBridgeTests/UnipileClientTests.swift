@@ -106,8 +106,8 @@ private func withScriptedServer<T: Sendable>(
 
 private func chatJSON(_ id: String, account: String = "acc_1", type: String = "LINKEDIN", name: String = "A chat") -> String {
     let chat: JSONObject = [
-        "object": "Chat", "id": .string(id), "account_id": .string(account), "account_type": .string(type),
-        "name": .string(name), "unread_count": 0, "archived": 0, "folder": ["INBOX"],
+        "object": .string("Chat"), "id": .string(id), "account_id": .string(account), "account_type": .string(type),
+        "name": .string(name), "unread_count": .int(0), "archived": .int(0), "folder": .array([.string("INBOX")]),
     ]
     return JSONValue.object(chat).compactString
 }
@@ -117,7 +117,7 @@ private func pageJSON(_ items: [String], cursor: String?) -> String {
         + (cursor.map { JSONValue.string($0).compactString } ?? "null") + "}"
 }
 
-private func answer(_ status: Int = 200, _ text: String, headers: HTTPFields = [:]) -> Response {
+private func answer(_ text: String, status: Int = 200, headers: HTTPFields = [:]) -> Response {
     var fields = headers
     fields[.contentType] = "application/json"
     return Response(
@@ -127,7 +127,7 @@ private func answer(_ status: Int = 200, _ text: String, headers: HTTPFields = [
 
 private func errorAnswer(_ status: Int, _ type: String, _ title: String, _ detail: String) -> Response {
     let body: JSONObject = ["status": .int(Int64(status)), "type": .string(type), "title": .string(title), "detail": .string(detail)]
-    return answer(status, JSONValue.object(body).compactString)
+    return answer(JSONValue.object(body).compactString, status: status)
 }
 
 /// Runs a poll; returns its failure, recording an issue when it completes.
@@ -264,7 +264,7 @@ struct UnipileClientTests {
     func retryAfter() async throws {
         try await withScriptedServer({ _, _ in
             var response = errorAnswer(429, "errors/too_many_requests", "Too many requests", "")
-            response.headers[HTTPField.Name("Retry-After")!] = "7"
+            response.headers[.init("Retry-After")!] = "7"
             return response
         }) { baseURL, http, _ in
             let failure = try #require(await pollFailure(client(baseURL, http)))
@@ -275,7 +275,7 @@ struct UnipileClientTests {
     @Test("a non-JSON error body keeps the status and the start of the text")
     func htmlErrorBody() async throws {
         let html = "<html><head><title>502 Bad Gateway</title></head><body>" + String(repeating: "x", count: 1_000) + "</body></html>"
-        try await withScriptedServer({ _, _ in answer(502, html) }) { baseURL, http, _ in
+        try await withScriptedServer({ _, _ in answer(html, status: 502) }) { baseURL, http, _ in
             let failure = try #require(await pollFailure(client(baseURL, http)))
             let error = try #require(failure.apiError)
             #expect(error.status == 502)
@@ -449,6 +449,7 @@ struct UnipileClientTests {
             return
         }
         #expect(!message.isEmpty)
+        print("TRANSPORT MESSAGE: \(message)")
         #expect(!message.contains("\n"))
         #expect(!(failure?.description.contains(apiKey.value) ?? true))
     }
@@ -520,7 +521,7 @@ struct UnipileClientTests {
         try await withScriptedServer({ _, index in answer(pageJSON([chatJSON("c\(index)")], cursor: "p\(index + 1)")) }) {
             baseURL, http, log in
             let polling = client(baseURL, http)
-            do {
+            do throws(PollFailure) {
                 _ = try await polling.fetchAllChats(ChatListQuery(), digestSeed: 0) { page in
                     if page.number == 2 { throw StoreFull() }
                 }
@@ -535,7 +536,7 @@ struct UnipileClientTests {
             #expect(await log.requests.count == 2)
 
             // A PollFailure from the handler passes through as it is.
-            do {
+            do throws(PollFailure) {
                 _ = try await polling.fetchAllChats(ChatListQuery(), digestSeed: 0) { page in
                     throw PollFailure.malformed("chat is not storable", page: page.number)
                 }

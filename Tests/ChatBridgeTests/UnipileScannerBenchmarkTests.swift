@@ -68,7 +68,7 @@ struct UnipileScannerBenchmarkTests {
         let id = token(22)
         let type = types[index % types.count]
         let chat: JSONObject = [
-            "object": "Chat",
+            "object": .string("Chat"),
             "id": .string(id),
             "account_id": .string(token(22)),
             "account_type": .string(type),
@@ -81,12 +81,12 @@ struct UnipileScannerBenchmarkTests {
             "archived": .int(0),
             "muted_until": index % 9 == 0 ? .int(-1) : .null,
             "read_only": .int(0),
-            "disabledFeatures": ["reactions", "reply"],
+            "disabledFeatures": .array([.string("reactions"), .string("reply")]),
             "subject": .string("Re: proposal for Q\(index % 4 + 1) — \(token(20))"),
             "organization_id": .string(token(16)),
             "mailbox_id": .string(token(16)),
-            "content_type": "inmail",
-            "folder": ["INBOX", "INBOX_LINKEDIN_CLASSIC", "INBOX_LINKEDIN_RECRUITER"],
+            "content_type": .string("inmail"),
+            "folder": .array([.string("INBOX"), .string("INBOX_LINKEDIN_CLASSIC"), .string("INBOX_LINKEDIN_RECRUITER")]),
             "pinned": .int(0),
         ]
         return (id, JSONValue.object(chat).compactString)

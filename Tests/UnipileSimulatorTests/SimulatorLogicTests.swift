@@ -152,7 +152,8 @@ struct SimulatorLogicTests {
 
     @Test("cancelling run stops the server promptly and frees the port")
     func cancellationStopsServer() async throws {
-        let simulator = UnipileSimulator(options: SimulatorOptions(apiKey: testAPIKey, chats: 10, changeEvery: .seconds(60)))
+        let simulator = UnipileSimulator(
+            options: SimulatorOptions(apiKey: testAPIKey, chats: 10, changeEvery: .seconds(60)), logger: quietLogger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await simulator.run { continuation.yield($0) } }
         var iterator = ports.makeAsyncIterator()

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import UnipileSimulator
 
@@ -103,7 +104,7 @@ func withSimulator<T: Sendable>(
     _ body: (RunningSimulator, TestClient) async throws -> T
 ) async throws -> T {
     let options = SimulatorOptions(apiKey: testAPIKey, chats: chats, seed: seed, changeEvery: changeEvery)
-    return try await UnipileSimulator.withRunning(options) { simulator in
+    return try await UnipileSimulator.withRunning(options, logger: quietLogger) { simulator in
         try await body(simulator, TestClient(baseURL: simulator.baseURL))
     }
 }
@@ -128,3 +129,10 @@ func listedBefore(_ a: [String: Any], _ b: [String: Any]) -> Bool {
 }
 
 func ids(_ items: [[String: Any]]) -> [String] { items.compactMap { $0["id"] as? String } }
+
+/// Warnings and errors only: the suite's output stays readable.
+let quietLogger: Logger = {
+    var logger = Logger(label: "simulator-tests")
+    logger.logLevel = .warning
+    return logger
+}()

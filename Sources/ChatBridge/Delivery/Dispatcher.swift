@@ -55,6 +55,8 @@ public final class Dispatcher: Sendable {
     private let now: @Sendable () -> Date
     private let random: Mutex<any RandomNumberGenerator & Sendable>
     private let wakeups: [String: Wakeup]
+    /// Where each attempt's outcome is counted (`/metrics`).
+    private let metrics: BridgeMetrics?
 
     /// - Parameters:
     ///   - queue: the outbox (``SQLiteStore`` in the daemon).
@@ -75,7 +77,8 @@ public final class Dispatcher: Sendable {
         idlePollInterval: Duration = .seconds(5),
         logger: Logger = Logger(label: "chatbridge.delivery"),
         now: @escaping @Sendable () -> Date = { Date() },
-        random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+        random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        metrics: BridgeMetrics? = nil
     ) {
         self.queue = queue
         self.sinks = sinks
@@ -87,6 +90,7 @@ public final class Dispatcher: Sendable {
         self.now = now
         self.random = Mutex(random)
         self.wakeups = sinks.mapValues { _ in Wakeup() }
+        self.metrics = metrics
     }
 
     /// Wakes every sink loop: new rows were written (or may fall due now).
@@ -280,6 +284,7 @@ public final class Dispatcher: Sendable {
     /// must be counted, a delivery that succeeded must not be sent again), retrying a
     /// busy store briefly.
     private func record(_ result: DeliveryAttemptResult, row: DueDelivery, attempts: Int, logger: Logger) async {
+        metrics?.recordDelivery(sink: row.sink, result: result)
         let queue = queue
         let date = now()
         // A task of its own: the store's calls throw CancellationError in a cancelled task.

@@ -23,21 +23,30 @@ public final class Bridge: Service, Sendable {
     private let httpClient: HTTPClient
     private let logger: Logger
 
+    /// When each source polls next, across reloads.
+    private let schedule = Mutex<[String: (due: ContinuousClock.Instant, failures: Int)]>([:])
+    private let reloads = ReloadSignal()
+
     /// What a reload replaces.
     struct State {
         var configuration: ChatBridgeConfiguration
         var rules: RuleSet
         var pollers: [String: SourcePoller]
         var dispatcher: Dispatcher
+        /// Increases with every reload.
+        var generation = 0
     }
 
     /// Opens the store and builds the pollers and the dispatcher.
     ///
+    /// - Parameter synchronousFull: SQLite `synchronous = FULL` (survives a power loss,
+    ///   an fsync per transaction) instead of `NORMAL` (survives a killed process).
     /// - Throws: ``StoreError`` when the store cannot be opened.
     public init(
-        configuration: ChatBridgeConfiguration, rules: RuleSet, httpClient: HTTPClient, logger: Logger
+        configuration: ChatBridgeConfiguration, rules: RuleSet, httpClient: HTTPClient, logger: Logger,
+        synchronousFull: Bool = false
     ) throws {
-        let store = try SQLiteStore(path: configuration.storePath)
+        let store = try SQLiteStore(path: configuration.storePath, synchronousFull: synchronousFull)
         self.store = store
         self.httpClient = httpClient
         self.logger = logger
@@ -115,52 +124,133 @@ public final class Bridge: Service, Sendable {
 
     /// Polls every source on its interval and delivers, until graceful shutdown (the poll
     /// in hand finishes; then delivery stops, leaving what is unsent pending) or
-    /// cancellation.
+    /// cancellation. ``reload(configuration:rules:)`` swaps in new settings between polls.
     ///
     /// - Throws: ``Dispatcher/OutputClosed`` when standard output was closed.
     public func run() async throws {
-        let state = current
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await state.dispatcher.run() }
-            group.addTask { [self] in
-                await withTaskGroup(of: Void.self) { sources in
-                    for poller in state.pollers.values {
-                        sources.addTask { await self.pollLoop(poller, dispatcher: state.dispatcher) }
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let (state, generation) = self.state.withLock { ($0, $0.generation) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await state.dispatcher.run() }
+                group.addTask { [self] in
+                    await withTaskGroup(of: Void.self) { sources in
+                        for poller in state.pollers.values {
+                            sources.addTask {
+                                await self.pollLoop(poller, dispatcher: state.dispatcher, generation: generation)
+                            }
+                        }
                     }
                 }
+                // The poll loops end on graceful shutdown or reload (then this
+                // generation's dispatcher stops too); the dispatcher ends only by throwing.
+                defer { group.cancelAll() }
+                try await group.next()
             }
-            // The first to end decides: the poll loops end on graceful shutdown (then
-            // delivery stops too); the dispatcher ends only by throwing.
-            defer { group.cancelAll() }
-            try await group.next()
         }
     }
 
-    private func pollLoop(_ poller: SourcePoller, dispatcher: Dispatcher) async {
+    /// Replaces the configuration and rules (SIGHUP). Sources whose settings did not
+    /// change keep their in-memory snapshot digests and their schedule; a source whose
+    /// filters changed rebaselines on its next poll (events.md). Takes effect after the
+    /// polls in hand.
+    public func reload(configuration: ChatBridgeConfiguration, rules: RuleSet) {
+        state.withLock { state in
+            var next = Self.makeState(
+                configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger,
+                previous: state)
+            next.generation = state.generation + 1
+            state = next
+        }
+        reloads.advance()
+        logger.notice("reloaded: \(configuration.sources.count) sources, \(rules.rules.count) rules")
+    }
+
+    private func pollLoop(_ poller: SourcePoller, dispatcher: Dispatcher, generation: Int) async {
         let configuration = poller.configuration
-        var failures = 0
+        let name = configuration.name
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            // Wait for this source's turn; a reload or a shutdown ends the wait.
+            if let due = schedule.withLock({ $0[name]?.due }), due > .now {
+                let reloaded = await sleepUntil(due, unlessReloadedPast: generation)
+                if reloaded || Task.isCancelled || Task.isShuttingDownGracefully { return }
+            }
+            guard state.withLock({ $0.generation }) == generation else { return }
             let started = ContinuousClock.now
-            let router = current.rules.router(logger: logger)
+            let router = state.withLock { $0.rules }.router(logger: logger)
             let outcome = await poller.poll(router: router)
+            let failures: Int
             switch outcome {
             case .complete(_, let deliveries, _):
                 failures = 0
                 if deliveries > 0 { dispatcher.notifyNewDeliveries() }
             case .failed:
-                failures += 1
+                failures = (schedule.withLock { $0[name]?.failures } ?? 0) + 1
                 dispatcher.notifyNewDeliveries()  // an account.error may have been queued
             }
             let wait = SnapshotRules.backoff(interval: configuration.interval, consecutiveFailures: failures)
             // Up to 10% jitter, so that many sources do not poll in lockstep.
             let jitter = configuration.interval * Double.random(in: 0...0.1)
-            do {
-                try await cancelWhenGracefulShutdown {
-                    try await Task.sleep(until: started + wait + jitter, clock: .continuous)
+            schedule.withLock { $0[name] = (due: started + wait + jitter, failures: failures) }
+        }
+    }
+
+    /// Sleeps until `deadline`; returns early (and `true`) when a reload made a newer
+    /// generation than `generation`, or on graceful shutdown or cancellation.
+    private func sleepUntil(_ deadline: ContinuousClock.Instant, unlessReloadedPast generation: Int) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try? await cancelWhenGracefulShutdown {
+                    try await Task.sleep(until: deadline, clock: .continuous)
                 }
-            } catch {
-                return
+                return false
             }
+            group.addTask { [reloads] in
+                await reloads.wait(past: generation)
+                return !Task.isCancelled
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// Counts reloads and wakes whoever waits for the next one.
+final class ReloadSignal: Sendable {
+    private struct Waiters {
+        var generation = 0
+        var next = 0
+        var continuations: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+    private let waiters = Mutex(Waiters())
+
+    func advance() {
+        let toResume = waiters.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generation += 1
+            defer { state.continuations.removeAll() }
+            return Array(state.continuations.values)
+        }
+        toResume.forEach { $0.resume() }
+    }
+
+    /// Returns once the generation is greater than `generation`, or on cancellation.
+    func wait(past generation: Int) async {
+        let key = waiters.withLock { state -> Int in
+            state.next += 1
+            return state.next
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = waiters.withLock { state -> Bool in
+                    if state.generation > generation || Task.isCancelled { return true }
+                    state.continuations[key] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let continuation = waiters.withLock { $0.continuations.removeValue(forKey: key) }
+            continuation?.resume()
         }
     }
 }

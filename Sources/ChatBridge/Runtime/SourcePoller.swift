@@ -28,15 +28,18 @@ public actor SourcePoller {
     private let emitBaseline: Bool
     private let logger: Logger
     private var cache: [String: SnapshotEntry]?
+    /// Where each poll's outcome, duration, chat count and events are counted (`/metrics`).
+    private let metrics: BridgeMetrics?
 
     public init(
         configuration: SourceConfiguration, client: UnipileClient, store: SQLiteStore, emitBaseline: Bool,
-        logger: Logger
+        logger: Logger, metrics: BridgeMetrics? = nil
     ) {
         self.configuration = configuration
         self.client = client
         self.store = store
         self.emitBaseline = emitBaseline
+        self.metrics = metrics
         var logger = logger
         logger[metadataKey: "source"] = .string(configuration.name)
         self.logger = logger
@@ -129,6 +132,9 @@ public actor SourcePoller {
                     "deliveries": "\(applied.deliveryCount)", "baseline": "\(isBaseline)",
                     "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(startedAt)))",
                 ])
+            metrics?.recordCompletePoll(
+                source: source, duration: .seconds(Date().timeIntervalSince(startedAt)), chats: seen.count,
+                kindCounts: applied.kindCounts, finishedAt: poll.finishedAt)
             return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: isBaseline)
         } catch {
             let failure = error as? PollFailure
@@ -144,6 +150,7 @@ public actor SourcePoller {
                 accountID: identity.id, accountType: identity.type)
             do {
                 let applied = try await store.recordFailedPoll(failed, router: router)
+                metrics?.recordEvents(applied.kindCounts)  // the account.error of an outage
                 if applied.eventCount > 0 {
                     logger.error("account needs attention: \(reason)")
                 } else {
@@ -152,6 +159,7 @@ public actor SourcePoller {
             } catch {
                 logger.error("poll failed (\(reason)), and recording it failed too: \(error)")
             }
+            metrics?.recordFailedPoll(source: source, duration: .seconds(Date().timeIntervalSince(startedAt)))
             return .failed(reason: reason, authentication: authentication)
         }
     }

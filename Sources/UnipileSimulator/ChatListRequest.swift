@@ -1,5 +1,5 @@
 /// The seven providers the `account_type` parameter accepts.
-public enum UnipileAccountType: String, CaseIterable, Sendable {
+enum UnipileAccountType: String, CaseIterable, Sendable {
     case whatsapp = "WHATSAPP"
     case linkedin = "LINKEDIN"
     case slack = "SLACK"
@@ -75,12 +75,12 @@ struct ChatCursor: Sendable, Equatable {
 }
 
 /// A parsed `GET /api/v1/chats` request.
-struct ChatListQuery: Sendable, Equatable {
+struct ChatListRequest: Sendable, Equatable {
     static let defaultLimit = 100
     static let limitRange = 1...250
 
     var filter = ChatFilter()
-    var limit = ChatListQuery.defaultLimit
+    var limit = ChatListRequest.defaultLimit
     var cursor: ChatCursor?
 
     /// The 1-based index of the requested page in its cursor chain.
@@ -90,10 +90,10 @@ struct ChatListQuery: Sendable, Equatable {
     /// as the real API does; for a repeated parameter the last value counts.
     ///
     /// - Throws: the 400 body naming the first bad parameter.
-    static func parse(_ parameters: [(name: String, value: String)]) throws(UnipileErrorBody) -> ChatListQuery {
+    static func parse(_ parameters: [(name: String, value: String)]) throws(UnipileErrorBody) -> ChatListRequest {
         var values: [String: String] = [:]
         for (name, value) in parameters { values[name] = value }
-        var query = ChatListQuery()
+        var query = ChatListRequest()
 
         if let raw = values["limit"] {
             guard let limit = Int(raw), limitRange.contains(limit) else {
