@@ -93,8 +93,11 @@ struct ChatFactory: Sendable {
         var folder = ["INBOX"]
         if account.type == .linkedin {
             folder = rng.pick(Self.linkedInFolders)
+            // InMail, sponsored messages and offers are one-to-one conversations.
             let r = rng.unit()
-            contentType = r < 0.15 ? "inmail" : (r < 0.20 ? "sponsored" : (r < 0.22 ? "linkedin_offer" : nil))
+            if chatType == 0 {
+                contentType = r < 0.15 ? "inmail" : (r < 0.20 ? "sponsored" : (r < 0.22 ? "linkedin_offer" : nil))
+            }
             if contentType != nil || rng.chance(0.1) {
                 subject = rng.pick(Self.subjects).replacingCompany(with: rng.pick(Self.companies))
             }
@@ -169,7 +172,10 @@ struct ChatFactory: Sendable {
     }
 
     static func groupName(rng: inout SplitMix64) -> String {
-        var name = "\(rng.pick(groupWords)) \(rng.pick(groupWords))"
+        let first = rng.pick(groupWords)
+        var second = rng.pick(groupWords)
+        if second == first { second = groupWords[(groupWords.firstIndex(of: first)! + 1) % groupWords.count] }
+        var name = "\(first) \(second)"
         if rng.chance(0.3) { name += " \(rng.int(in: 2019..<2026))" }
         return name
     }

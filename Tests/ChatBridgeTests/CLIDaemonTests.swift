@@ -26,8 +26,10 @@ struct CLIDaemonTests {
 
     @Test func aClosedStandardOutputEndsItQuietlyAndLeavesTheRestPending() async throws {
         try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 300, seed: 31)) { simulator in
+            // A long interval: no poll is in flight when the reader goes away (that case is
+            // the next test's).
             let workspace = try CLIWorkspace(
-                config: CLIWorkspace.sourceYAML(url: simulator.baseURL) + "baseline: emit\n",
+                config: CLIWorkspace.sourceYAML(url: simulator.baseURL, interval: "30s") + "baseline: emit\n",
                 environment: ["E2E_API_KEY": apiKey])
             // chatbridge run | head -1
             let result = try await workspace.withStarted(["run"]) { child in
@@ -55,6 +57,30 @@ struct CLIDaemonTests {
             let restIDs = try rest.stdoutLines.map { try JSONValue.parse($0)["id"]?.stringValue ?? "" }
             #expect(restIDs.count == pendingIDs.count)
             #expect(Set(restIDs) == pendingIDs)
+        }
+    }
+
+    @Test
+    func aClosedStandardOutputDuringAPollIsQuietToo() async throws {
+        try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 300, seed: 34)) { simulator in
+            let workspace = try CLIWorkspace(
+                config: CLIWorkspace.sourceYAML(url: simulator.baseURL) + "baseline: emit\n",
+                environment: ["E2E_API_KEY": apiKey])
+            let result = try await workspace.withStarted(["run"]) { child in
+                let line = await child.nextLine(timeout: .seconds(15))
+                try #require(line != nil, "no line came: \(child.standardErrorSoFar)")
+                // Not reading on: the pipe fills and the stdout sink waits in write(2),
+                // while the next polls hang in a slow API.
+                await simulator.state.addFault(SimulatedFault(failure: .none, delay: .seconds(5), count: 1000))
+                let before = await simulator.state.stats().requests
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(await simulator.state.stats().requests <= before + 1, "a poll is hanging in the delay")
+                child.closeStandardOutput()
+                return await child.finish(timeout: .seconds(10))
+            }
+            #expect(result.termination == .exited(0), "\(result)")
+            #expect(Self.loudLines(result.stderrLines).isEmpty, "quietly: \(result.stderr)")
+            #expect(!result.stderr.contains("CancellationError"), "\(result.stderr)")
         }
     }
 

@@ -249,8 +249,10 @@ struct OperationsServerTests {
         }) { port in
             #expect(try await httpGet(port: port, "/healthz").status == 200)
 
-            // Another connection holds the write lock.
-            let blocker = try DatabaseQueue(path: path)
+            // Another connection holds the write lock (across accesses: GRDB must allow it).
+            var configuration = Configuration()
+            configuration.allowsUnsafeTransactions = true
+            let blocker = try DatabaseQueue(path: path, configuration: configuration)
             try await blocker.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
             let locked = try await httpGet(port: port, "/healthz")
             try await blocker.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
@@ -318,10 +320,13 @@ struct OperationsServerTests {
             var iterator = ports.makeAsyncIterator()
             let port = try #require(await iterator.next())
             #expect(try await httpGet(port: port, "/healthz").status == 200)
+            let t0 = ContinuousClock.now
             await group.triggerGracefulShutdown()
             // Ends without an error; the time limit of the suite bounds the wait.
             try await tasks.next()
+            print("DEBUG shutdown took", ContinuousClock.now - t0)
             await #expect(throws: (any Error).self) { _ = try await httpGet(port: port, "/healthz") }
+            print("DEBUG get took", ContinuousClock.now - t0)
         }
     }
 

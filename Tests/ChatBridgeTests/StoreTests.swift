@@ -21,6 +21,7 @@ private struct PollDriver {
         let record = try await store.sourceRecord(source)
         let isBaseline = record == nil || record?.baselineDone == false || record?.filterFingerprint != fingerprint
         let index = isBaseline ? [:] : try await store.snapshotIndex(source: source)
+        if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }
         var seen = Set<String>()
         var staged: [StagedChat] = []
         for text in chats {
@@ -33,7 +34,11 @@ private struct PollDriver {
                 id: id, accountID: value["account_id"]?.stringValue, accountType: value["account_type"]?.stringValue,
                 raw: Data(text.utf8), digest: digest))
         }
-        try await store.stage(source: source, chats: staged)
+        if isBaseline {
+            try await store.storeBaselineChats(source: source, chats: staged)
+        } else {
+            try await store.stage(source: source, chats: staged)
+        }
         var absent: [(id: String, missing: Int)] = []
         var reappeared: [String] = []
         for (id, entry) in index {

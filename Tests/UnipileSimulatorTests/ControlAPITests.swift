@@ -145,6 +145,11 @@ struct ControlAPITests {
             await simulator.state.addFault(.error(status: 401, type: "errors/disconnected_account"))
             _ = try await client.send("POST", "/_sim/faults", body: #"{"status":429,"retry_after":7}"#)
 
+            // Requests refused for their key or parameters neither match nor use up a fault.
+            #expect(try await client.chats(apiKey: "wrong").status == 401)
+            #expect(try await client.chats("limit=0").status == 400)
+            #expect(await simulator.state.pendingFaults.count == 3)
+
             let unexpected = try await client.chats()
             #expect(unexpected.status == 500)
             #expect(try unexpected.object()["type"] as? String == "errors/unexpected_error")

@@ -74,6 +74,7 @@ public actor SourcePoller {
                 index = try await store.snapshotIndex(source: source)
             }
             try await store.discardStaged(source: source)
+            if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }
 
             var seen = Set<String>(minimumCapacity: index.count)
             let store = self.store
@@ -89,7 +90,11 @@ public actor SourcePoller {
                         id: item.id, accountID: item.accountID, accountType: item.accountType,
                         raw: page.rawData(of: item), digest: item.digest))
                 }
-                try await store.stage(source: source, chats: staged)
+                if isBaseline {
+                    try await store.storeBaselineChats(source: source, chats: staged)
+                } else {
+                    try await store.stage(source: source, chats: staged)
+                }
             }
             pages = summary.pages
             items = summary.items

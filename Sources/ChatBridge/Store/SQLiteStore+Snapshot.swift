@@ -212,8 +212,9 @@ extension SQLiteStore {
     /// first; of one source or of all.
     public func snapshotChats(source: String?) async throws -> [(source: String, chat: JSONValue)] {
         try await pool.read { db in
-            let sql = "SELECT source, raw FROM chats" + (source == nil ? "" : " WHERE source = ?")
-                + " ORDER BY source, rowid"
+            // A baseline in progress is not a snapshot yet.
+            let sql = "SELECT source, raw FROM chats WHERE source IN (SELECT name FROM sources WHERE baseline_done)"
+                + (source == nil ? "" : " AND source = ?") + " ORDER BY source, rowid"
             let rows = try Row.fetchCursor(db, sql: sql, arguments: source.map { [$0] } ?? [])
             var result: [(source: String, chat: JSONValue)] = []
             while let row = try rows.next() {
@@ -256,7 +257,51 @@ extension SQLiteStore {
         }
     }
 
+    /// Starts a baseline of `source`: forgets its snapshot and marks it as not yet
+    /// baselined, in one transaction.
+    ///
+    /// A baseline reports no chat changes, so its chats can go straight into the
+    /// snapshot table page by page (``storeBaselineChats(source:chats:)``) instead of
+    /// through the staging table: until ``applyCompletePoll(_:router:)`` marks the
+    /// baseline done, nothing treats those rows as a snapshot, and a failed baseline is
+    /// simply started again. This halves what a first poll of a large workspace writes.
+    public func beginBaseline(source: String, filterFingerprint: String) async throws {
+        try await pool.write { db in
+            var record = try Self.fetchSourceRecord(db, source)
+                ?? SourceRecord(name: source, filterFingerprint: filterFingerprint)
+            record.baselineDone = false
+            record.filterFingerprint = filterFingerprint
+            record.suspiciousStreak = 0
+            try Self.saveSourceRecord(db, record)
+            try db.execute(sql: "DELETE FROM chats WHERE source = ?", arguments: [source])
+        }
+    }
+
+    /// Writes chats of a baseline in progress (see ``beginBaseline(source:filterFingerprint:)``);
+    /// a chat listed twice keeps its later copy.
+    public func storeBaselineChats(source: String, chats: [StagedChat], now: Date = Date()) async throws {
+        guard !chats.isEmpty else { return }
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO chats (source, chat_id, account_id, account_type, raw, digest, missing, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+                ON CONFLICT (source, chat_id) DO UPDATE SET
+                    account_id = excluded.account_id, account_type = excluded.account_type,
+                    raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at
+                """)
+            for chat in chats {
+                statement.setUncheckedArguments([
+                    source, chat.id, chat.accountID, chat.accountType, chat.raw, Int64(bitPattern: chat.digest),
+                    now.storeValue,
+                ])
+                try statement.execute()
+            }
+        }
+    }
+
     static func createStagingTable(_ db: Database) throws {
+        // The staging table lives in the connection's temporary database (a file that
+        // SQLite deletes on close), so a large poll does not hold its chats in memory.
         try db.execute(sql: """
             CREATE TEMP TABLE IF NOT EXISTS staging (
                 seq INTEGER PRIMARY KEY,
@@ -290,10 +335,11 @@ extension SQLiteStore {
             }
 
             if poll.isBaseline {
-                try db.execute(sql: "DELETE FROM chats WHERE source = ?", arguments: [poll.source])
+                // The chats are in place already (storeBaselineChats); with `baseline: emit`
+                // each becomes a chat.added, in the order the API listed them.
                 if poll.emitBaseline {
                     let rows = try Row.fetchCursor(db, sql: """
-                        SELECT chat_id, account_id, account_type, raw FROM temp.staging WHERE source = ? ORDER BY seq
+                        SELECT chat_id, account_id, account_type, raw FROM chats WHERE source = ? ORDER BY rowid
                         """, arguments: [poll.source])
                     while let row = try rows.next() {
                         let raw: Data = row[3]
@@ -304,12 +350,7 @@ extension SQLiteStore {
                         try writer.write(event, chatKey: "\(poll.source)/\(row[0] as String)", into: &application)
                     }
                 }
-                try db.execute(sql: """
-                    INSERT INTO chats (source, chat_id, account_id, account_type, raw, digest, missing, updated_at)
-                    SELECT source, chat_id, account_id, account_type, raw, digest, 0, ? FROM temp.staging
-                    WHERE source = ? ORDER BY seq
-                    """, arguments: [now.storeValue, poll.source])
-                application.chatWrites += db.changesCount
+                application.chatWrites += poll.items
             } else {
                 try Self.applyStagedChanges(db, poll: poll, store: self, writer: writer, into: &application)
                 try Self.applyAbsences(db, poll: poll, store: self, writer: writer, into: &application)

@@ -123,6 +123,8 @@ public final class SQLiteStore: Sendable {
                     updated_at REAL NOT NULL
                 );
                 CREATE UNIQUE INDEX chats_by_source ON chats (source, chat_id);
+                -- Covers the digest index a poll loads, so that it never reads the raw blobs.
+                CREATE INDEX chats_digests ON chats (source, chat_id, digest, missing);
 
                 CREATE TABLE polls (
                     id INTEGER PRIMARY KEY,

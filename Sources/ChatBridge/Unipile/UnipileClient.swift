@@ -32,6 +32,8 @@ public struct UnipileClient: Sendable {
     public static let defaultMaxPages = 1_000_000
     /// The most of an error body that is read; the rest is dropped.
     static let errorBodyLimit = 64 << 10
+    /// How much longer than AsyncHTTPClient's deadline the whole exchange may take.
+    static let timeoutGrace = Duration.milliseconds(250)
     /// Sent as `User-Agent: chatbridge/<version>`.
     public static let version = "0.1.0"
 
@@ -43,7 +45,8 @@ public struct UnipileClient: Sendable {
     public let chatsURL: String?
     /// Sent as `X-API-KEY`; never printed.
     public let apiKey: Secret
-    /// How long one request may take, from sending to the last byte of its body.
+    /// How long one request may take, from sending to the last byte of its body (a
+    /// stalling body gets 250 ms more before it counts as a timeout).
     public let requestTimeout: Duration
     /// Paces the requests of the source.
     public let pacer: RequestPacer
@@ -204,7 +207,11 @@ public struct UnipileClient: Sendable {
             response = try await withThrowingTaskGroup(of: PageResponse?.self) { group in
                 group.addTask { try await self.exchange(request) }
                 group.addTask {
-                    try await Task.sleep(for: self.requestTimeout)
+                    // AsyncHTTPClient's deadline (the same timeout) ends a request without
+                    // an answer head, with the connection's error when there is one (a
+                    // refused connection is retried until then). This timer, a little
+                    // later, also ends a body that stalls.
+                    try await Task.sleep(for: self.requestTimeout + Self.timeoutGrace)
                     return nil
                 }
                 defer { group.cancelAll() }
