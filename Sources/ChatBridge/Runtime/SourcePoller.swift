@@ -28,6 +28,10 @@ public actor SourcePoller {
     private let emitBaseline: Bool
     private let logger: Logger
     private var cache: [String: SnapshotEntry]?
+    /// How many bytes of chats a baseline writes per transaction: large enough that the
+    /// index pages are not rewritten hundreds of times, small enough to stay out of the
+    /// way of the dispatcher's writes and to keep memory flat.
+    static let baselineBatchBytes = 16 << 20
     /// Where each poll's outcome, duration, chat count and events are counted (`/metrics`).
     private let metrics: BridgeMetrics?
 
@@ -77,6 +81,8 @@ public actor SourcePoller {
             if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }
 
             var seen = Set<String>(minimumCapacity: index.count)
+            var baselineBatch: [StagedChat] = []
+            var baselineBytes = 0
             let store = self.store
             let summary = try await client.fetchAllChats(
                 ChatListQuery(source: configuration), digestSeed: store.digestSeed
@@ -91,11 +97,20 @@ public actor SourcePoller {
                         raw: page.rawData(of: item), digest: item.digest))
                 }
                 if isBaseline {
-                    try await store.storeBaselineChats(source: source, chats: staged)
+                    // Few large transactions: every commit rewrites the index pages it
+                    // touched, and a baseline's ids arrive in random order.
+                    baselineBatch.append(contentsOf: staged)
+                    baselineBytes += staged.reduce(0) { $0 + $1.raw.count }
+                    if baselineBytes >= Self.baselineBatchBytes {
+                        try await store.storeBaselineChats(source: source, chats: baselineBatch)
+                        baselineBatch.removeAll(keepingCapacity: true)
+                        baselineBytes = 0
+                    }
                 } else {
                     try await store.stage(source: source, chats: staged)
                 }
             }
+            try await store.storeBaselineChats(source: source, chats: baselineBatch)
             pages = summary.pages
             items = summary.items
             try Task.checkCancellation()
