@@ -338,13 +338,14 @@ def main():
             if process.poll() is None:
                 status, metrics_text = http_get(http_port, "/metrics")
                 if status != 200:
-                    metrics_text = None
                     (notes if arguments.no_http_check else failures).append(
-                        f"/metrics did not answer 200: {status} {str(metrics_text)[:200]}")
+                        f"/metrics did not answer 200: {status or 'no answer'}: {str(metrics_text)[:200]}")
+                    metrics_text = None
                 health = http_get(http_port, "/healthz")
                 if health[0] not in (200, 503):
                     (notes if arguments.no_http_check else failures).append(
-                        f"/healthz did not answer: {health[0]} {health[1][:200]}")
+                        f"/healthz did not answer 200 or 503: {health[0] or 'no answer'}: {health[1][:200]}")
+                    health = None
                 elif health[0] == 503:
                     notes.append(f"/healthz answered 503: {health[1].strip()[:300]}")
 

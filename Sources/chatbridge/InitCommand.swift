@@ -25,7 +25,7 @@ struct InitCommand: ParsableCommand {
             manager.fileExists(atPath: $0)
         }
         guard existing.isEmpty else {
-            printError("not overwriting \(existing.joined(separator: ", ")): remove it first or choose another folder")
+            printError("not overwriting \(existing.joined(separator: ", ")): remove \(existing.count == 1 ? "it" : "them") first or choose another folder")
             throw ExitCode(1)
         }
         for (relative, text) in files {

@@ -110,7 +110,9 @@ struct CLIConfigTests {
         let modifiedBefore = try FileManager.default.attributesOfItem(atPath: configPath)[.modificationDate] as? Date
         let second = try await ChatBridgeCLI.run(["init", target], timeout: .seconds(15))
         #expect(second.exitStatus == 1, "\(second)")
-        #expect(second.stderrLines.count == 1 && second.stderr.contains("not overwriting"), "\(second)")
+        #expect(
+            second.stderrLines == ["not overwriting \(configPath), \(rulePath): remove them first or choose another folder"],
+            "\(second)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: rulePath)) == ruleBefore, "nothing changed")
         #expect(try Data(contentsOf: URL(fileURLWithPath: configPath)) == config, "nothing changed")
         #expect(try FileManager.default.attributesOfItem(atPath: configPath)[.modificationDate] as? Date == modifiedBefore)
@@ -177,6 +179,8 @@ struct CLIConfigTests {
             // chatbridge events --limit 1 | chatbridge rules test --event -
             var fds: [Int32] = [-1, -1]
             try #require(pipe(&fds) == 0)
+            // Only the two children may hold these (through their 0 and 1).
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             let writer = try ChatBridgeCLI.start(
                 ["events", "--limit", "1", "--config", workspace.configPath], environment: workspace.environment,
                 output: .descriptor(fds[1]))

@@ -47,6 +47,10 @@ final class TestChild: Sendable {
     enum Output: Sendable {
         /// Collected; read it with ``nextLine(timeout:)`` or in the ``Result``.
         case captured
+        /// Collected until the first line has come, then no longer read (the pipe fills
+        /// and the child's writes wait), as `head -1` does before it exits; close it with
+        /// ``closeStandardOutput()``.
+        case capturedUntilFirstLine
         /// A descriptor the caller owns (the write end of a pipe another child reads).
         case descriptor(Int32)
     }
@@ -138,7 +142,7 @@ final class TestChild: Sendable {
         }
         var stdoutPipe: Pipe?
         switch output {
-        case .captured:
+        case .captured, .capturedUntilFirstLine:
             let pipe = Pipe()
             stdoutPipe = pipe
             process.standardOutput = pipe
@@ -162,7 +166,11 @@ final class TestChild: Sendable {
         let stdoutCollector: OutputCollector?
         let stderrCollector: OutputCollector
         do {
-            stdoutCollector = try stdoutPipe.map { try OutputCollector(taking: $0.fileHandleForReading) }
+            var stopsAfterFirstLine = false
+            if case .capturedUntilFirstLine = output { stopsAfterFirstLine = true }
+            stdoutCollector = try stdoutPipe.map {
+                try OutputCollector(taking: $0.fileHandleForReading, stopsAfterFirstLine: stopsAfterFirstLine)
+            }
             stderrCollector = try OutputCollector(taking: stderrPipe.fileHandleForReading)
         } catch {
             kill(process.processIdentifier, SIGKILL)
@@ -290,8 +298,9 @@ private final class ExitRecord: Sendable {
 }
 
 /// Reads one pipe on a thread of its own until end of file or ``close()``, keeping every
-/// byte. The thread polls with a short timeout, so a close is noticed promptly and the
-/// descriptor is closed by that thread only (never while it reads it).
+/// byte (or, when `stopsAfterFirstLine`, only the chunks up to the first line). The thread
+/// polls with a short timeout, so a close is noticed promptly and the descriptor is closed
+/// by that thread only (never while it reads it).
 private final class OutputCollector: Sendable {
     private struct State {
         var bytes: [UInt8] = []
@@ -305,16 +314,18 @@ private final class OutputCollector: Sendable {
 
     private let state = Mutex(State())
     private let descriptor: Int32
+    private let stopsAfterFirstLine: Bool
 
     /// Takes over the descriptor of `handle` (a copy that closes on exec; the handle
     /// itself is closed).
-    init(taking handle: FileHandle) throws {
+    init(taking handle: FileHandle, stopsAfterFirstLine: Bool = false) throws {
         let copy = fcntl(handle.fileDescriptor, F_DUPFD_CLOEXEC, 3)
         guard copy >= 0 else {
             throw TestChild.StartError(executable: "pipe", reason: String(cString: strerror(errno)))
         }
         try? handle.close()
         descriptor = copy
+        self.stopsAfterFirstLine = stopsAfterFirstLine
         Thread.detachNewThread { [self] in pump() }
     }
 
@@ -349,6 +360,11 @@ private final class OutputCollector: Sendable {
             let count = read(descriptor, &buffer, buffer.count)
             if count > 0 {
                 state.withLock { $0.bytes.append(contentsOf: buffer[0..<count]) }
+                if stopsAfterFirstLine, buffer[0..<count].contains(0x0A) {
+                    // Hold the descriptor open, unread, until told to close it.
+                    while !state.withLock({ $0.closeRequested }) { usleep(20_000) }
+                    break reading
+                }
             } else if count == 0 {
                 break reading
             } else if errno != EINTR, errno != EAGAIN {
@@ -420,9 +436,9 @@ enum ChatBridgeCLI {
     /// still runs, whether `body` returned or threw.
     static func withStarted<T>(
         _ arguments: [String], environment: [String: String] = [:], input: TestChild.Input = .none,
-        _ body: (TestChild) async throws -> T
+        output: TestChild.Output = .captured, _ body: (TestChild) async throws -> T
     ) async throws -> T {
-        let child = try start(arguments, environment: environment, input: input)
+        let child = try start(arguments, environment: environment, input: input, output: output)
         defer { child.killNow() }
         let result = try await body(child)
         return result
@@ -491,8 +507,11 @@ struct CLIWorkspace: Sendable {
     }
 
     /// As ``start(_:output:)``, killing the child after `body` if it still runs.
-    func withStarted<T>(_ arguments: [String], _ body: (TestChild) async throws -> T) async throws -> T {
-        try await ChatBridgeCLI.withStarted(arguments + ["--config", configPath], environment: environment, body)
+    func withStarted<T>(
+        _ arguments: [String], output: TestChild.Output = .captured, _ body: (TestChild) async throws -> T
+    ) async throws -> T {
+        try await ChatBridgeCLI.withStarted(
+            arguments + ["--config", configPath], environment: environment, output: output, body)
     }
 
     /// The JSON lines a read-only command prints; it must exit 0.
@@ -545,7 +564,8 @@ struct RecordedWebhook: Sendable {
 }
 
 /// A webhook receiver on 127.0.0.1 (Hummingbird) that records every `POST` and answers
-/// as its script says (`(index of the request) -> status`, after an optional delay).
+/// as its script says: `status(index of the request)`, after `delay(index)` when that is
+/// not `nil`.
 ///
 /// ```swift
 /// try await WebhookRecorder.withRunning(status: { $0 < 3 ? 503 : 200 }) { recorder in
@@ -555,14 +575,15 @@ struct RecordedWebhook: Sendable {
 /// ```
 actor WebhookRecorder {
     private(set) var requests: [RecordedWebhook] = []
-    private var started = 0
+    /// Requests that arrived, answered or not yet (a delayed answer is recorded at its end).
+    private(set) var started = 0
     private let status: @Sendable (Int) -> Int
-    private let delay: Duration?
+    private let delay: @Sendable (Int) -> Duration?
     /// `http://127.0.0.1:PORT/hooks/e2e-secret-path`: the path stands for the secret part
     /// of a real webhook URL.
     nonisolated let url: String
 
-    private init(url: String, status: @escaping @Sendable (Int) -> Int, delay: Duration?) {
+    private init(url: String, status: @escaping @Sendable (Int) -> Int, delay: @escaping @Sendable (Int) -> Duration?) {
         self.url = url
         self.status = status
         self.delay = delay
@@ -582,7 +603,8 @@ actor WebhookRecorder {
     var eventIDsInArrivalOrder: [String] { requests.compactMap { $0.json?["id"]?.stringValue } }
 
     static func withRunning<T: Sendable>(
-        delay: Duration? = nil, status: @escaping @Sendable (Int) -> Int = { _ in 200 },
+        delay: @escaping @Sendable (Int) -> Duration? = { _ in nil },
+        status: @escaping @Sendable (Int) -> Int = { _ in 200 },
         _ body: (WebhookRecorder) async throws -> T
     ) async throws -> T {
         let router = Router()
@@ -592,7 +614,7 @@ actor WebhookRecorder {
             let buffer = try await request.collectBody(upTo: 16 << 20)
             guard let recorder = holder.recorder else { return Response(status: .serviceUnavailable) }
             let index = await recorder.begin()
-            if let delay = recorder.delay { try? await Task.sleep(for: delay) }
+            if let delay = recorder.delay(index) { try? await Task.sleep(for: delay) }
             let code = recorder.status(index)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }

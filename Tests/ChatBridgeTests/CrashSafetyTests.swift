@@ -35,7 +35,7 @@ struct CrashSafetyTests {
         let apiKey = "sk-e2e-crash-\(UUID().uuidString)"
         let chatCount = 200
         // A little latency per request, so that kills land in the middle of delivering.
-        try await WebhookRecorder.withRunning(delay: .milliseconds(8)) { recorder in
+        try await WebhookRecorder.withRunning(delay: { _ in .milliseconds(8) }) { recorder in
             try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: chatCount, seed: 61)) { simulator in
                 let config = CLIWorkspace.sourceYAML(url: simulator.baseURL, pageSize: 50) + """
                     baseline: emit

@@ -164,7 +164,7 @@ struct SimulatorLogicTests {
         let start = ContinuousClock.now
         task.cancel()
         _ = await task.result
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(20), "cancellation stops the server; it does not hang")
         await #expect(throws: (any Error).self) { _ = try await client.send("GET", "/_sim/stats", timeout: 2) }
     }
 }

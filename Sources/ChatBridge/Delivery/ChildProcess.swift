@@ -22,8 +22,10 @@ import Darwin
 ///   `stdout` sink), and the standard error pipe. Every other descriptor is closed.
 /// - Past `timeout` its process group gets `SIGTERM`, then `SIGKILL` after `killGrace`.
 /// - It is always reaped (no zombies); pipes are always closed (no leaked descriptors).
-/// - No thread of Swift's cooperative pool blocks: waiting and pipe I/O run on dispatch
-///   queues, and pipe I/O polls with a short timeout so that it always ends.
+/// - No thread of Swift's cooperative pool blocks: waiting and pipe I/O run on threads of
+///   their own (not on `DispatchQueue.global()`, whose few threads would all be taken by
+///   waiting children, starving every timer), and pipe I/O polls with a short timeout so
+///   that it always ends.
 struct ChildProcess {
     var executable: String
     /// The full argument vector, `arguments[0]` being the program's name as it sees it.
@@ -46,6 +48,8 @@ struct ChildProcess {
         var termination: Termination
         /// Whether `timeout` passed and the child was signalled for it.
         var timedOut: Bool
+        /// Whether the task was cancelled and the child signalled for it.
+        var cancelled: Bool
         var standardError: [UInt8]
     }
 
@@ -84,9 +88,14 @@ struct ChildProcess {
         async let pumped = pump.run()
 
         var timedOut = false
-        var status = await watcher.wait(timeout: timeout)
+        var stopped = false
+        // Cancellation (shutdown, the end of a drain) cuts the attempt short the same way
+        // a timeout does; the grace and the final wait are not cancellable, so the child
+        // is always stopped and reaped.
+        var status = await watcher.wait(timeout: timeout, cancellable: true)
         if status == nil {
-            timedOut = true
+            stopped = true
+            timedOut = !Task.isCancelled
             watcher.signalGroup(SIGTERM)
             status = await watcher.wait(timeout: killGrace)
             if status == nil {
@@ -97,7 +106,9 @@ struct ChildProcess {
         // A grandchild may keep standard error open; give it a moment, not forever.
         pump.stop(after: .milliseconds(500))
         let standardError = await pumped
-        return Result(termination: Self.termination(status ?? 0), timedOut: timedOut, standardError: standardError)
+        return Result(
+            termination: Self.termination(status ?? 0), timedOut: timedOut, cancelled: stopped && !timedOut,
+            standardError: standardError)
     }
 
     // MARK: Spawning
@@ -184,7 +195,7 @@ struct ChildProcess {
     }
 }
 
-/// Waits for one child on a dispatch thread and tells its status to whoever waits,
+/// Waits for one child on a thread of its own and tells its status to whoever waits,
 /// with or without a timeout.
 ///
 /// The child is reaped only after the exit is noted under the lock, so ``signalGroup(_:)``
@@ -194,6 +205,8 @@ final class ExitWatcher: Sendable {
         var status: Int32?
         var waiters: [UInt64: CheckedContinuation<Int32?, Never>] = [:]
         var nextWaiter: UInt64 = 0
+        /// Waits whose task was cancelled before they began to wait.
+        var cancelledWaiters: Set<UInt64> = []
     }
 
     let pid: pid_t
@@ -203,7 +216,7 @@ final class ExitWatcher: Sendable {
 
     init(pid: pid_t) {
         self.pid = pid
-        DispatchQueue.global().async { [self] in
+        Thread.detachNewThread { [self] in
             var info = siginfo_t()
             // Wait without reaping, note the exit, then reap: see signalGroup.
             while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
@@ -220,29 +233,43 @@ final class ExitWatcher: Sendable {
         }
     }
 
-    /// The wait status once the child has exited, or `nil` when `timeout` passes first.
-    /// Not cancellable: the attempt in hand is finished, within its timeouts.
-    func wait(timeout: Duration?) async -> Int32? {
-        await withCheckedContinuation { continuation in
-            let id: UInt64? = state.withLock { state in
-                if state.status != nil { return nil }
-                let id = state.nextWaiter
-                state.nextWaiter += 1
-                state.waiters[id] = continuation
-                return id
-            }
-            guard let id else {
-                continuation.resume(returning: state.withLock { $0.status })
-                return
-            }
-            if let timeout {
-                let nanoseconds = Int(clamping: RetryPolicy.nanoseconds(timeout))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
-                    let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-                    waiter?.resume(returning: nil)
+    /// The wait status once the child has exited, or `nil` when `timeout` passes first
+    /// (or, when `cancellable`, when the task is cancelled).
+    func wait(timeout: Duration?, cancellable: Bool = false) async -> Int32? {
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        let wait = {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Int32?, Never>) in
+                let waiting = self.state.withLock { state -> Bool in
+                    if state.status != nil || state.cancelledWaiters.contains(id) { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                guard waiting else {
+                    continuation.resume(returning: self.state.withLock { $0.status })
+                    return
+                }
+                if let timeout {
+                    let nanoseconds = Int(clamping: RetryPolicy.nanoseconds(timeout))
+                    DeliveryTimers.queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+                        self.resume(id)
+                    }
                 }
             }
         }
+        guard cancellable else { return await wait() }
+        return await withTaskCancellationHandler(operation: wait) {
+            state.withLock { _ = $0.cancelledWaiters.insert(id) }
+            resume(id)
+        }
+    }
+
+    /// Ends waiter `id`'s wait with `nil`, if it still waits.
+    private func resume(_ id: UInt64) {
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        waiter?.resume(returning: nil)
     }
 
     /// Sends `signal` to the child's process group (the child and what it started), unless
@@ -255,7 +282,7 @@ final class ExitWatcher: Sendable {
     }
 }
 
-/// Writes the child's standard input and reads its standard error on a dispatch thread,
+/// Writes the child's standard input and reads its standard error on a thread of its own,
 /// with non-blocking descriptors and `poll`, until both are done or it is told to stop.
 /// Closes both descriptors when it ends.
 final class PipePump: Sendable {
@@ -275,7 +302,7 @@ final class PipePump: Sendable {
     /// Ends the pump `delay` from now, whatever is left to read or write.
     func stop(after delay: Duration) {
         let nanoseconds = Int(clamping: RetryPolicy.nanoseconds(delay))
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+        DeliveryTimers.queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
             stopped.store(true, ordering: .releasing)
         }
     }
@@ -283,7 +310,7 @@ final class PipePump: Sendable {
     /// The first `limit` bytes of standard error.
     func run() async -> [UInt8] {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [self] in
+            Thread.detachNewThread { [self] in
                 continuation.resume(returning: pump())
             }
         }

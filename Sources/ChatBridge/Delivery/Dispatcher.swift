@@ -68,6 +68,8 @@ public final class Dispatcher: Sendable {
     ///     another process are picked up.
     ///   - now: the clock.
     ///   - random: the jitter of the retry schedule.
+    ///   - metrics: counts every recorded outcome (`chatbridge_deliveries_total`);
+    ///     attempts cut short are not outcomes.
     public init(
         queue: any DeliveryQueue,
         sinks: [String: any DeliverySink],
@@ -352,7 +354,7 @@ final class Wakeup: Sendable {
                 }
                 guard let timeout else { return }
                 let nanoseconds = Int(clamping: RetryPolicy.nanoseconds(timeout))
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+                DeliveryTimers.queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
                     take(id)?.resume()
                 }
             }
@@ -369,4 +371,13 @@ final class Wakeup: Sendable {
             return waiter.continuation
         }
     }
+}
+
+/// The queue that fires delivery timeouts (wake-ups, kill graces, pipe lingers).
+///
+/// A serial queue of its own rather than `DispatchQueue.global()`: the global queue has
+/// about one thread per core, and if anything blocks them, timers would fire late. Its
+/// handlers only resume a continuation or set a flag.
+enum DeliveryTimers {
+    static let queue = DispatchQueue(label: "chatbridge.delivery-timers")
 }

@@ -22,7 +22,9 @@ import Foundation
 ///
 /// Exit status 0 is delivered. Anything else is a failed attempt and retried, with the
 /// first 1 KiB of standard error in the error. Past `timeout` the command's process group
-/// gets `SIGTERM`, and `SIGKILL` `killGrace` later; that attempt failed too.
+/// gets `SIGTERM`, and `SIGKILL` `killGrace` later; that attempt failed too. Cancellation
+/// (shutdown, the end of `run --once`'s drain) stops the command the same way; that
+/// attempt is cut short and not counted.
 ///
 /// ```swift
 /// let notify = try ExecSink(name: "notify", argv: ["/usr/local/bin/notify", "--title", "{{chat.name}}"])
@@ -128,8 +130,18 @@ public struct ExecSink: DeliverySink {
         }
         let standardError = HTTPOutcome.bodyExcerpt(result.standardError)
         let detail = standardError.isEmpty ? "" : ": \(standardError)"
+        if result.cancelled {
+            return .retry(status: nil, error: "sink \(name): stopped before it finished (shutting down)\(detail)")
+        }
         if result.timedOut {
-            return .retry(status: nil, error: "sink \(name): timed out after \(WebhookSink.seconds(timeout)), stopped\(detail)")
+            // How it ended tells whoever reads the log whether the command honours SIGTERM.
+            let how: String
+            switch result.termination {
+            case .signalled(SIGKILL): how = "killed with SIGKILL after ignoring SIGTERM"
+            case .signalled(SIGTERM): how = "stopped with SIGTERM"
+            default: how = "stopped"
+            }
+            return .retry(status: nil, error: "sink \(name): timed out after \(WebhookSink.seconds(timeout)), \(how)\(detail)")
         }
         switch result.termination {
         case .exited(0):

@@ -14,8 +14,10 @@ import Darwin
 ///
 /// Lines go straight to the file descriptor with `write(2)`, no buffer in between, so a
 /// line is out (or the pipe is full) when the delivery is recorded. Writes run on a
-/// serial dispatch queue of their own: a reader that stops reading (`| less`) blocks that
-/// queue, never a thread of Swift's cooperative pool, and lines never interleave.
+/// serial dispatch queue of their own (an "overcommit" queue: it gets a thread of its own
+/// when it needs one): a reader that stops reading (`| less`) blocks that queue, never a
+/// thread of Swift's cooperative pool nor of `DispatchQueue.global()`, and lines never
+/// interleave.
 ///
 /// A closed reader (`chatbridge run | head -3`) makes `write` fail with `EPIPE` (the
 /// process ignores `SIGPIPE`, which the command line arranges): the sink answers

@@ -71,7 +71,7 @@ public final class Bridge: Service, Sendable {
         }
         var sinks: [String: any DeliverySink] = [:]
         for (name, sink) in configuration.sinks {
-            sinks[name] = makeDeliverySink(sink, httpClient: httpClient, logger: logger)
+            sinks[name] = makeSink(name: name, configuration: sink, httpClient: httpClient)
         }
         var templates: [String: DeliveryTemplate] = [:]
         for rule in rules.rules { templates[rule.name] = rule.template }
@@ -252,41 +252,5 @@ final class ReloadSignal: Sendable {
             let continuation = waiters.withLock { $0.continuations.removeValue(forKey: key) }
             continuation?.resume()
         }
-    }
-}
-
-/// Builds the sink a configuration names. Templates were validated when the
-/// configuration was loaded; one that still fails to parse renders as the default text.
-func makeDeliverySink(_ sink: SinkConfiguration, httpClient: HTTPClient, logger: Logger) -> any DeliverySink {
-    switch sink.kind {
-    case .standardOutput:
-        return StdoutSink()
-    case .webhook(let webhook):
-        return WebhookSink(
-            name: sink.name, url: webhook.url, format: DeliveryFormat(rawValue: webhook.format.rawValue) ?? .json,
-            template: webhook.template.flatMap { try? DeliveryTemplate($0) },
-            signer: webhook.secret.map { WebhookSigner(secret: $0.value) },
-            headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },
-            timeout: webhook.timeout, httpClient: httpClient)
-    case .exec(let exec):
-        switch exec.command {
-        case .shell(let text):
-            return ExecSink(name: sink.name, command: .shell(text), timeout: exec.timeout)
-        case .arguments(let argv):
-            do {
-                return try ExecSink(name: sink.name, argv: argv, timeout: exec.timeout)
-            } catch {
-                return UnusableSink(reason: "sink \(sink.name): \(error)")
-            }
-        }
-    }
-}
-
-/// A sink whose configuration cannot work (validation should have caught it): every
-/// attempt is dead at once, with the reason, so that nothing is silently dropped.
-struct UnusableSink: DeliverySink {
-    let reason: String
-    func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
-        .dead(status: nil, error: reason)
     }
 }

@@ -35,7 +35,7 @@ public struct UnipileClient: Sendable {
     /// How much longer than AsyncHTTPClient's deadline the whole exchange may take.
     static let timeoutGrace = Duration.milliseconds(250)
     /// Sent as `User-Agent: chatbridge/<version>`.
-    public static let version = "0.1.0"
+    public static let version = ChatBridgeVersion.current
 
     public let httpClient: HTTPClient
     /// The base URL as configured, e.g. `https://api1.unipile.com:13111`.
