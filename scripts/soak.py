@@ -433,6 +433,8 @@ def main():
             failures.append(f"/metrics shows a secret ({name})")
 
     if metrics_text is not None:
+        with open(os.path.join(folder, "metrics.txt"), "w") as file:
+            file.write(metrics_text)
         for metric in ["chatbridge_polls_total", "chatbridge_deliveries_total", "chatbridge_events_total",
                        "chatbridge_deliveries_pending"]:
             if metric not in metrics_text:
@@ -452,6 +454,9 @@ def main():
     print(f"events stored: {len(events)}; deliveries: {statuses['delivered']} delivered, "
           f"{statuses['dead']} dead, {statuses['pending']} pending; stdout lines: {len(stdout_lines)}; "
           f"webhook: {len(receiver.accepted)} accepted, {receiver.refused} refused")
+    if metrics_text is not None:
+        polls = [line for line in metrics_text.splitlines() if line.startswith("chatbridge_polls_total{")]
+        print("metrics: " + ", ".join(polls))
     if health is not None:
         print(f"/healthz: {health[0]}")
     for note in notes:

@@ -114,8 +114,8 @@ final class TestChild: Sendable {
     /// The command line, for messages.
     let command: String
     /// Kept so that Foundation's bookkeeping of the child (its termination handler) lives
-    /// as long as we do; only read on the thread that made it.
-    nonisolated(unsafe) private let process: Process
+    /// as long as we do.
+    private let process: Process
     private let exit: ExitRecord
     private let standardOutput: OutputCollector?
     private let standardError: OutputCollector
@@ -371,7 +371,7 @@ private final class OutputCollector: Sendable {
                 break reading
             }
         }
-        closeDescriptor(descriptor)
+        _ = closeDescriptor(descriptor)
         state.withLock { $0.ended = true }
     }
 }
@@ -661,3 +661,8 @@ final class TestSwitch: Sendable {
     var isOn: Bool { state.withLock { $0 } }
     func set(_ isOn: Bool) { state.withLock { $0 = isOn } }
 }
+
+/// The end-to-end suites (CLI*Tests, Crash*Tests), nested here so that they run one test
+/// at a time: each starts real processes and servers, and all at once they would crowd a
+/// two-core machine and upset the timing of every other suite.
+@Suite(.serialized) enum EndToEndTests {}

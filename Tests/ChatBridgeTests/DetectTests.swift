@@ -183,3 +183,31 @@ struct SupportTests {
         #expect(!dumped.contains("sk_live"))
     }
 }
+
+@Suite("Snapshot index: what a poll has seen")
+struct SnapshotIndexTests {
+    @Test func observationsAbsencesAndReappearances() {
+        var index = SnapshotIndex([
+            "a": SnapshotEntry(digest: 1, missing: 0),
+            "b": SnapshotEntry(digest: 2, missing: 1),
+            "c": SnapshotEntry(digest: 3, missing: 0),
+        ])
+        #expect(index.observe(id: "a", digest: 1) == .unchanged)
+        #expect(index.observe(id: "b", digest: 9) == .changed)
+        #expect(index.observe(id: "n", digest: 5) == .new)
+        #expect(index.observe(id: "n", digest: 5) == .repeated)
+        #expect(index.observe(id: "a", digest: 1) == .repeated, "a chat listed twice counts once")
+        #expect(index.absent().map(\.id) == ["c"])
+        #expect(index.reappeared() == ["b"])
+        #expect(index.observedCount == 3)
+
+        index.resetObservations()
+        #expect(index.absent().count == 3)
+        index.updateMissing("c", reset: false)
+        #expect(index["c"]?.missing == 1)
+        index.set("c", nil)
+        #expect(index.count == 2)
+        #expect(ChatKey(id: "a") != ChatKey(id: "b"))
+        #expect(ChatKey(id: "é") != ChatKey(id: "e\u{301}"), "ids are compared by their bytes")
+    }
+}

@@ -8,20 +8,22 @@ import Yams
 /// disable a filter), and it must go on after a problem so that the user sees all of
 /// them at once. Each reader records a diagnostic and returns `nil` when the value is
 /// unusable; the caller then carries on with the default, and ``parse()`` throws at the
-/// end when anything was recorded.
+/// end when anything was recorded. Maps, lists, scalars, `${VAR}` substitution and the
+/// diagnostics themselves are ``YAMLNodeReader``'s, shared with ``RuleFileParser``.
 struct ConfigurationParser {
-    /// The file name diagnostics show, as the user named it.
-    let displayFile: String
     /// The configuration file as an absolute path (may be empty for text without a file).
     let absoluteFile: String
     let baseDirectory: String
     let environment: [String: String]
     let yaml: String
-    private(set) var diagnostics: [ConfigurationDiagnostic] = []
+    private var reader: YAMLNodeReader
+
+    /// Every problem found, in the order found.
+    var diagnostics: [ConfigurationDiagnostic] { reader.diagnostics }
 
     init(yaml: String, displayFile: String, absoluteFile: String, baseDirectory: String, environment: [String: String]) {
         self.yaml = yaml
-        self.displayFile = displayFile
+        self.reader = YAMLNodeReader(displayFile: displayFile, substituting: environment)
         self.absoluteFile = absoluteFile
         self.baseDirectory = baseDirectory
         self.environment = environment
@@ -42,29 +44,26 @@ struct ConfigurationParser {
 
     /// Parses the whole file, or throws every problem found in it.
     mutating func parse() throws(ConfigurationError) -> ChatBridgeConfiguration {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            record(syntaxError: error)
+        let root: Node
+        switch reader.compose(yaml, secondDocumentMessage: "the file holds more than one YAML document (a second `---`): keep one") {
+        case .root(let node):
+            root = node
+        case .empty:
+            reader.report("the configuration is empty: at least `sources:` with one source (name, url, api_key) is required", line: 1, column: 1)
             throw finishedError()
-        } catch {
-            report("the file could not be read as YAML", line: 1, column: 1)
-            throw finishedError()
-        }
-        guard let root, !isNull(root) else {
-            report("the configuration is empty: at least `sources:` with one source (name, url, api_key) is required", line: 1, column: 1)
+        case .unreadable:
             throw finishedError()
         }
-        guard let top = mapping(root, path: "the configuration", allowedKeys: Self.topLevelKeys) else {
+        guard let top = reader.mapping(root, path: "the configuration", allowedKeys: nil) else {
             throw finishedError()
         }
+        reader.rejectUnknownKeys(top, allowedKeys: Self.topLevelKeys, in: nil)
 
         let sources = readSources(top)
         let store = readPath(top, key: "store", default: "state/chatbridge.sqlite")
         let rules = readPath(top, key: "rules", default: "rules/")
         let baseline = top["baseline"].flatMap { readEnum($0.value, path: "baseline", as: BaselineMode.self) } ?? .silent
-        let retention = top["retention"].flatMap { readDuration($0.value, path: "retention", positive: true) }
+        let retention = top["retention"].flatMap { readDuration($0.value, path: "retention") }
             ?? .seconds(30 * 86_400)
         let sinks = readSinks(top)
         let delivery = readDelivery(top)
@@ -77,7 +76,7 @@ struct ConfigurationParser {
             sources: sources,
             storePath: store,
             rulesPath: rules,
-            rulesPathIsExplicit: top["rules"].map { !isNull($0.value) } ?? false,
+            rulesPathIsExplicit: top["rules"].map { !reader.isNull($0.value) } ?? false,
             baseline: baseline,
             retention: retention,
             sinks: sinks,
@@ -97,40 +96,40 @@ struct ConfigurationParser {
     // MARK: - Sections
 
     private mutating func readSources(_ top: ConfigMapping) -> [SourceConfiguration] {
-        guard let entry = top["sources"], !isNull(entry.value) else {
-            report("`sources` is required: list at least one source with name, url and api_key", at: top.mark)
+        guard let entry = top["sources"], !reader.isNull(entry.value) else {
+            reader.report("`sources` is required: list at least one source with name, url and api_key", at: top.mark)
             return []
         }
-        guard let items = sequence(entry.value, path: "sources") else { return [] }
+        guard let items = reader.sequence(entry.value, path: "sources") else { return [] }
         if items.isEmpty {
-            report("`sources` is empty: list at least one source with name, url and api_key", at: entry.value.mark)
+            reader.report("`sources` is empty: list at least one source with name, url and api_key", at: entry.value.mark)
         }
         var sources: [SourceConfiguration] = []
         var firstLineOfName: [String: Int] = [:]
         for (index, item) in items.enumerated() {
             let path = "sources[\(index)]"
-            guard let fields = mapping(item, path: path, allowedKeys: Self.sourceKeys) else { continue }
+            guard let fields = reader.mapping(item, path: path, allowedKeys: Self.sourceKeys) else { continue }
 
             let name = readRequiredString(fields, key: "name", path: path)
             if let name, let nameNode = fields["name"]?.value {
                 if !Self.isSourceName(name) {
-                    report("\(path).name '\(name)' may only hold a-z, 0-9, _ and -", at: nameNode.mark)
+                    reader.report("\(path).name '\(name)' may only hold a-z, 0-9, _ and -", at: nameNode.mark)
                 } else if let firstLine = firstLineOfName[name] {
-                    report("\(path).name '\(name)' is already the name of the source at line \(firstLine): names must be unique", at: nameNode.mark)
+                    reader.report("\(path).name '\(name)' is already the name of the source at line \(firstLine): names must be unique", at: nameNode.mark)
                 } else {
                     firstLineOfName[name] = nameNode.mark?.line ?? 0
                 }
             }
             let url = readRequiredURL(fields, key: "url", path: path)?.url
             let apiKey = readRequiredString(fields, key: "api_key", path: path)
-            let interval = fields["interval"].flatMap { readDuration($0.value, path: "\(path).interval", positive: true) }
+            let interval = fields["interval"].flatMap { readDuration($0.value, path: "\(path).interval") }
             let pageSize = fields["page_size"].flatMap { readInteger($0.value, path: "\(path).page_size", in: 1...250) }
             let accountType = fields["account_type"].flatMap {
                 readEnum($0.value, path: "\(path).account_type", as: SourceConfiguration.AccountType.self)
             }
             let accountIDs = fields["account_ids"].flatMap { readStringList($0.value, path: "\(path).account_ids") }
             let unread = fields["unread"].flatMap { readBool($0.value, path: "\(path).unread") }
-            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout", positive: true) }
+            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
             let rate = fields["max_requests_per_second"].flatMap {
                 readNonNegativeNumber($0.value, path: "\(path).max_requests_per_second")
             }
@@ -153,12 +152,12 @@ struct ConfigurationParser {
 
     private mutating func readSinks(_ top: ConfigMapping) -> [String: SinkConfiguration] {
         var sinks: [String: SinkConfiguration] = [:]
-        guard let entry = top["sinks"], !isNull(entry.value) else { return sinks }
-        guard let named = mapping(entry.value, path: "sinks", allowedKeys: nil) else { return sinks }
+        guard let entry = top["sinks"], !reader.isNull(entry.value) else { return sinks }
+        guard let named = reader.mapping(entry.value, path: "sinks", allowedKeys: nil) else { return sinks }
         for (name, field) in named.orderedEntries {
             let path = "sinks.\(name)"
             guard Self.isSinkName(name) else {
-                report("sink name '\(name)' may only hold letters, digits, _, . and -", at: field.keyMark)
+                reader.report("sink name '\(name)' may only hold letters, digits, _, . and -", at: field.keyMark)
                 continue
             }
             if let sink = readSink(named: name, field.value, path: path, keyMark: field.keyMark) {
@@ -170,38 +169,38 @@ struct ConfigurationParser {
 
     private mutating func readSink(named name: String, _ node: Node, path: String, keyMark: Mark?) -> SinkConfiguration? {
         let isStandardOutputName = name == SinkConfiguration.standardOutputName
-        if isNull(node) {
+        if reader.isNull(node) {
             if isStandardOutputName { return .standardOutput }
-            report("\(path) needs a `type`: stdout, webhook or exec", at: keyMark)
+            reader.report("\(path) needs a `type`: stdout, webhook or exec", at: keyMark)
             return nil
         }
         // First learn the type, to know which keys belong; then check the keys.
-        guard let fields = mapping(node, path: path, allowedKeys: nil) else { return nil }
+        guard let fields = reader.mapping(node, path: path, allowedKeys: nil) else { return nil }
         let typeName: String?
         if let typeField = fields["type"] {
             typeName = readEnumText(typeField.value, path: "\(path).type", choices: ["stdout", "webhook", "exec"])
         } else if isStandardOutputName {
             typeName = "stdout"
         } else {
-            report("\(path) needs a `type`: stdout, webhook or exec", at: fields.mark)
+            reader.report("\(path) needs a `type`: stdout, webhook or exec", at: fields.mark)
             typeName = nil
         }
         guard let typeName else { return nil }
         if isStandardOutputName && typeName != "stdout" {
-            report("the sink named `stdout` is the standard output; give a \(typeName) sink another name", at: fields["type"]?.value.mark ?? fields.mark)
+            reader.report("the sink named `stdout` is the standard output; give a \(typeName) sink another name", at: fields["type"]?.value.mark ?? fields.mark)
             return nil
         }
         switch typeName {
         case "webhook":
-            rejectUnknownKeys(fields, path: path, allowedKeys: Self.webhookKeys, what: "a webhook sink")
+            reader.rejectUnknownKeys(fields, allowedKeys: Self.webhookKeys, in: "a webhook sink")
             let url = readRequiredURL(fields, key: "url", path: path)?.text
             let format = fields["format"].flatMap {
                 readEnum($0.value, path: "\(path).format", as: WebhookSinkConfiguration.Format.self)
             }
-            let template = fields["template"].flatMap { readString($0.value, path: "\(path).template") }
-            let secret = fields["secret"].flatMap { readString($0.value, path: "\(path).secret") }
+            let template = fields["template"].flatMap { reader.readString($0.value, path: "\(path).template") }
+            let secret = fields["secret"].flatMap { reader.readString($0.value, path: "\(path).secret") }
             let headers = fields["headers"].flatMap { readHeaders($0.value, path: "\(path).headers") }
-            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout", positive: true) }
+            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
             guard let url else { return nil }
             return SinkConfiguration(name: name, kind: .webhook(WebhookSinkConfiguration(
                 url: Secret(url),
@@ -212,35 +211,35 @@ struct ConfigurationParser {
                 timeout: timeout ?? .seconds(10)
             )))
         case "exec":
-            rejectUnknownKeys(fields, path: path, allowedKeys: Self.execKeys, what: "an exec sink")
+            reader.rejectUnknownKeys(fields, allowedKeys: Self.execKeys, in: "an exec sink")
             let command: ExecSinkConfiguration.Command?
-            if let field = fields["command"], !isNull(field.value) {
+            if let field = fields["command"], !reader.isNull(field.value) {
                 command = readCommand(field.value, path: "\(path).command")
             } else {
-                report("\(path).command is required: a list [program, arg, ...] (no shell) or a string run by /bin/sh -c", at: fields["command"]?.keyMark ?? fields.mark)
+                reader.report("\(path).command is required: a list [program, arg, ...] (no shell) or a string run by /bin/sh -c", at: fields["command"]?.keyMark ?? fields.mark)
                 command = nil
             }
-            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout", positive: true) }
+            let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
             guard let command else { return nil }
             return SinkConfiguration(name: name, kind: .exec(ExecSinkConfiguration(command: command, timeout: timeout ?? .seconds(10))))
         default:
-            rejectUnknownKeys(fields, path: path, allowedKeys: Self.standardOutputKeys, what: "a stdout sink (it has no options)")
+            reader.rejectUnknownKeys(fields, allowedKeys: Self.standardOutputKeys, in: "a stdout sink (it has no options)")
             return SinkConfiguration(name: name, kind: .standardOutput)
         }
     }
 
     private mutating func readDelivery(_ top: ConfigMapping) -> DeliveryConfiguration {
         var delivery = DeliveryConfiguration()
-        guard let entry = top["delivery"], !isNull(entry.value),
-              let fields = mapping(entry.value, path: "delivery", allowedKeys: Self.deliveryKeys)
+        guard let entry = top["delivery"], !reader.isNull(entry.value),
+              let fields = reader.mapping(entry.value, path: "delivery", allowedKeys: Self.deliveryKeys)
         else { return delivery }
         if let value = fields["max_attempts"].flatMap({ readInteger($0.value, path: "delivery.max_attempts", in: 1...1_000_000) }) {
             delivery.maxAttempts = value
         }
-        if let value = fields["initial_backoff"].flatMap({ readDuration($0.value, path: "delivery.initial_backoff", positive: true) }) {
+        if let value = fields["initial_backoff"].flatMap({ readDuration($0.value, path: "delivery.initial_backoff") }) {
             delivery.initialBackoff = value
         }
-        if let value = fields["max_backoff"].flatMap({ readDuration($0.value, path: "delivery.max_backoff", positive: true) }) {
+        if let value = fields["max_backoff"].flatMap({ readDuration($0.value, path: "delivery.max_backoff") }) {
             delivery.maxBackoff = value
         }
         if let value = fields["concurrency"].flatMap({ readInteger($0.value, path: "delivery.concurrency", in: 1...10_000) }) {
@@ -248,21 +247,21 @@ struct ConfigurationParser {
         }
         if delivery.maxBackoff < delivery.initialBackoff {
             let mark = fields["max_backoff"]?.value.mark ?? fields["initial_backoff"]?.value.mark ?? fields.mark
-            report("delivery.max_backoff (\(ConfigDuration.format(delivery.maxBackoff))) is shorter than delivery.initial_backoff (\(ConfigDuration.format(delivery.initialBackoff)))", at: mark)
+            reader.report("delivery.max_backoff (\(ConfigDuration.format(delivery.maxBackoff))) is shorter than delivery.initial_backoff (\(ConfigDuration.format(delivery.initialBackoff)))", at: mark)
         }
         return delivery
     }
 
     private mutating func readHTTP(_ top: ConfigMapping) -> HTTPListenConfiguration? {
-        guard let entry = top["http"], !isNull(entry.value),
-              let fields = mapping(entry.value, path: "http", allowedKeys: Self.httpKeys),
-              let listen = fields["listen"], let text = readString(listen.value, path: "http.listen")
+        guard let entry = top["http"], !reader.isNull(entry.value),
+              let fields = reader.mapping(entry.value, path: "http", allowedKeys: Self.httpKeys),
+              let listen = fields["listen"], let text = reader.readString(listen.value, path: "http.listen")
         else { return nil }
         switch Self.parseListenAddress(text) {
         case .success(let address):
             return address
         case .failure(let problem):
-            report("http.listen \(problem.message)", at: listen.value.mark)
+            reader.report("http.listen \(problem.message)", at: listen.value.mark)
             return nil
         }
     }
@@ -271,7 +270,7 @@ struct ConfigurationParser {
 
     /// A path relative to the base directory, made absolute.
     private mutating func readPath(_ top: ConfigMapping, key: String, default defaultPath: String) -> String {
-        let written = top[key].flatMap { readString($0.value, path: key) } ?? defaultPath
+        let written = top[key].flatMap { reader.readString($0.value, path: key) } ?? defaultPath
         return ChatBridgeConfiguration.resolve(path: written, against: baseDirectory, home: environment["HOME"])
     }
 
@@ -281,18 +280,10 @@ struct ConfigurationParser {
 
     private mutating func readRequiredString(_ fields: ConfigMapping, key: String, path: String) -> String? {
         guard let field = fields[key] else {
-            report("\(path).\(key) is required", at: fields.mark)
+            reader.report("\(path).\(key) is required", at: fields.mark)
             return nil
         }
-        switch scalarText(field.value, path: "\(path).\(key)", expected: "a string") {
-        case .value(let text):
-            return text
-        case .null:
-            report("\(path).\(key) must not be empty", at: field.value.mark ?? field.keyMark)
-            return nil
-        case .invalid:
-            return nil
-        }
+        return reader.readNonEmptyString(field.value, path: "\(path).\(key)", expected: "a string")
     }
 
     /// The URL and the text it was read from (kept as written for secrets).
@@ -304,67 +295,45 @@ struct ConfigurationParser {
         guard !hasSpaceOrControl, let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = url.host, !host.isEmpty
         else {
-            report("\(path).\(key) is not a valid http(s) URL", at: fields[key]?.value.mark)
+            reader.report("\(path).\(key) is not a valid http(s) URL", at: fields[key]?.value.mark)
             return nil
         }
         return (url, text)
     }
 
-    /// An optional string; `nil` when absent, empty or unusable.
-    private mutating func readString(_ node: Node, path: String) -> String? {
-        if case .value(let text) = scalarText(node, path: path, expected: "a string") { return text }
-        return nil
-    }
-
     private mutating func readInteger(_ node: Node, path: String, in range: ClosedRange<Int>) -> Int? {
-        guard case .value(let text) = scalarText(node, path: path, expected: "a whole number") else { return nil }
+        guard case .value(let text) = reader.scalarText(node, path: path, expected: "a whole number") else { return nil }
         guard let value = Int(text) else {
-            report("\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'", at: node.mark)
+            reader.report("\(path) must be a whole number from \(range.lowerBound) to \(range.upperBound), not '\(text)'", at: node.mark)
             return nil
         }
         guard range.contains(value) else {
-            report("\(path) must be from \(range.lowerBound) to \(range.upperBound), not \(value)", at: node.mark)
+            reader.report("\(path) must be from \(range.lowerBound) to \(range.upperBound), not \(value)", at: node.mark)
             return nil
         }
         return value
     }
 
     private mutating func readNonNegativeNumber(_ node: Node, path: String) -> Double? {
-        guard case .value(let text) = scalarText(node, path: path, expected: "a number") else { return nil }
+        guard case .value(let text) = reader.scalarText(node, path: path, expected: "a number") else { return nil }
         // Only plain decimals: Double(_:) would also take "inf", "nan" and hexadecimal.
         let isDecimal = !text.isEmpty && text.filter { $0 == "." }.count <= 1
             && text.allSatisfy { $0 == "." || ($0.isASCII && $0.isNumber) } && text != "."
         guard isDecimal, let value = Double(text), value.isFinite else {
-            report("\(path) must be a number of 0 or more (0 = no limit), not '\(text)'", at: node.mark)
+            reader.report("\(path) must be a number of 0 or more (0 = no limit), not '\(text)'", at: node.mark)
             return nil
         }
         return value
     }
 
     private mutating func readBool(_ node: Node, path: String) -> Bool? {
-        guard case .value(let text) = scalarText(node, path: path, expected: "true or false") else { return nil }
-        switch text.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default:
-            report("\(path) must be true or false, not '\(text)'", at: node.mark)
-            return nil
-        }
+        guard case .value(let text) = reader.scalarText(node, path: path, expected: "true or false") else { return nil }
+        return reader.boolean(text, path: path, at: node.mark, ignoringCase: true)
     }
 
-    private mutating func readDuration(_ node: Node, path: String, positive: Bool) -> Duration? {
-        guard case .value(let text) = scalarText(node, path: path, expected: "a duration such as 30s") else { return nil }
-        do {
-            let duration = try ConfigDuration.parse(text)
-            if positive && duration <= .zero {
-                report("\(path) must be longer than 0s", at: node.mark)
-                return nil
-            }
-            return duration
-        } catch {
-            report("\(path): \(error.message)", at: node.mark)
-            return nil
-        }
+    private mutating func readDuration(_ node: Node, path: String) -> Duration? {
+        guard case .value(let text) = reader.scalarText(node, path: path, expected: "a duration such as 30s") else { return nil }
+        return reader.positiveDuration(text, path: path, at: node.mark)
     }
 
     private mutating func readEnum<Value: RawRepresentable & CaseIterable>(
@@ -375,12 +344,12 @@ struct ConfigurationParser {
     }
 
     private mutating func readEnumText(_ node: Node, path: String, choices: [String]) -> String? {
-        guard case .value(let text) = scalarText(node, path: path, expected: "one of \(choices.joined(separator: ", "))") else {
+        guard case .value(let text) = reader.scalarText(node, path: path, expected: "one of \(choices.joined(separator: ", "))") else {
             return nil
         }
         guard choices.contains(text) else {
             let hint = choices.first { $0.lowercased() == text.lowercased() }.map { " (did you mean \($0)?)" } ?? ""
-            report("\(path) must be one of \(choices.joined(separator: ", ")), not '\(text)'\(hint)", at: node.mark)
+            reader.report("\(path) must be one of \(choices.joined(separator: ", ")), not '\(text)'\(hint)", at: node.mark)
             return nil
         }
         return text
@@ -389,20 +358,20 @@ struct ConfigurationParser {
     /// A list of non-empty strings; a single string counts as a list of one.
     private mutating func readStringList(_ node: Node, path: String) -> [String]? {
         if node.sequence == nil {
-            switch scalarText(node, path: path, expected: "a list of strings") {
+            switch reader.scalarText(node, path: path, expected: "a list of strings") {
             case .value(let text): return [text]
             case .null, .invalid: return nil
             }
         }
-        guard let items = sequence(node, path: path) else { return nil }
+        guard let items = reader.sequence(node, path: path) else { return nil }
         var values: [String] = []
         var failed = false
         for (index, item) in items.enumerated() {
-            switch scalarText(item, path: "\(path)[\(index)]", expected: "a string") {
+            switch reader.scalarText(item, path: "\(path)[\(index)]", expected: "a string") {
             case .value(let text):
                 values.append(text)
             case .null:
-                report("\(path)[\(index)] must not be empty", at: item.mark ?? node.mark)
+                reader.report("\(path)[\(index)] must not be empty", at: item.mark ?? node.mark)
                 failed = true
             case .invalid:
                 failed = true
@@ -413,26 +382,26 @@ struct ConfigurationParser {
 
     private mutating func readCommand(_ node: Node, path: String) -> ExecSinkConfiguration.Command? {
         if node.sequence == nil {
-            guard case .value(let text) = scalarText(node, path: path, expected: "a list [program, arg, ...] or a string") else {
+            guard case .value(let text) = reader.scalarText(node, path: path, expected: "a list [program, arg, ...] or a string") else {
                 return nil
             }
             return .shell(text)
         }
-        guard let items = sequence(node, path: path) else { return nil }
+        guard let items = reader.sequence(node, path: path) else { return nil }
         guard !items.isEmpty else {
-            report("\(path) must name a program: [program, arg, ...]", at: node.mark)
+            reader.report("\(path) must name a program: [program, arg, ...]", at: node.mark)
             return nil
         }
         var arguments: [String] = []
         var failed = false
         for (index, item) in items.enumerated() {
-            switch scalarText(item, path: "\(path)[\(index)]", expected: "a string") {
+            switch reader.scalarText(item, path: "\(path)[\(index)]", expected: "a string") {
             case .value(let text):
                 arguments.append(text)
             case .null where index > 0:
                 arguments.append("")
             case .null:
-                report("\(path)[0] must name a program", at: item.mark ?? node.mark)
+                reader.report("\(path)[0] must name a program", at: item.mark ?? node.mark)
                 failed = true
             case .invalid:
                 failed = true
@@ -448,30 +417,30 @@ struct ConfigurationParser {
     ]
 
     private mutating func readHeaders(_ node: Node, path: String) -> [String: Secret]? {
-        if isNull(node) { return nil }
-        guard let fields = mapping(node, path: path, allowedKeys: nil) else { return nil }
+        if reader.isNull(node) { return nil }
+        guard let fields = reader.mapping(node, path: path, allowedKeys: nil) else { return nil }
         var headers: [String: Secret] = [:]
         var seen: [String: Int] = [:]
         for (name, field) in fields.orderedEntries {
             let headerPath = "\(path).\(name)"
             guard Self.isHeaderName(name) else {
-                report("\(path): '\(name)' is not a valid header name", at: field.keyMark)
+                reader.report("\(path): '\(name)' is not a valid header name", at: field.keyMark)
                 continue
             }
             if Self.reservedHeaderNames.contains(name.lowercased()) {
-                report("\(path): \(name) is set by chatbridge and cannot be configured", at: field.keyMark)
+                reader.report("\(path): \(name) is set by chatbridge and cannot be configured", at: field.keyMark)
                 continue
             }
             if let firstLine = seen[name.lowercased()] {
-                report("\(path): \(name) is already set at line \(firstLine) (header names ignore case)", at: field.keyMark)
+                reader.report("\(path): \(name) is already set at line \(firstLine) (header names ignore case)", at: field.keyMark)
                 continue
             }
             seen[name.lowercased()] = field.keyMark?.line ?? 0
             // Header values are often tokens: never echoed.
-            switch scalarText(field.value, path: headerPath, expected: "a string") {
+            switch reader.scalarText(field.value, path: headerPath, expected: "a string") {
             case .value(let value):
                 if value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
-                    report("\(headerPath) must not contain line breaks", at: field.value.mark)
+                    reader.report("\(headerPath) must not contain line breaks", at: field.value.mark)
                 } else {
                     headers[name] = Secret(value)
                 }
@@ -482,146 +451,6 @@ struct ConfigurationParser {
             }
         }
         return headers
-    }
-
-    // MARK: - Nodes
-
-    /// The text of a scalar after `${VAR}` substitution.
-    enum ScalarText {
-        /// Written as `~`, `null`, nothing, or empty after substitution: use the default.
-        case null
-        case value(String)
-        /// Not a scalar, or substitution failed; already reported.
-        case invalid
-    }
-
-    private mutating func scalarText(_ node: Node, path: String, expected: String) -> ScalarText {
-        guard let scalar = node.scalar else {
-            report("\(path) must be \(expected), not \(Self.describe(node))", at: node.mark)
-            return .invalid
-        }
-        if scalar.style == .plain, Self.nullWords.contains(scalar.string) { return .null }
-        switch ConfigEnvironmentSubstitution.substitute(scalar.string, environment: environment) {
-        case .success(let text):
-            return text.isEmpty ? .null : .value(text)
-        case .failure(let failure):
-            for problem in failure.problems { report("\(path): \(problem.message)", at: node.mark) }
-            return .invalid
-        }
-    }
-
-    static let nullWords: Set<String> = ["", "~", "null", "Null", "NULL"]
-
-    private func isNull(_ node: Node) -> Bool {
-        guard let scalar = node.scalar else { return false }
-        return scalar.style == .plain && Self.nullWords.contains(scalar.string)
-    }
-
-    private mutating func sequence(_ node: Node, path: String) -> [Node]? {
-        guard let sequence = node.sequence else {
-            report("\(path) must be a list, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
-        return Array(sequence)
-    }
-
-    /// A mapping with string keys. With `allowedKeys`, every other key is reported.
-    private mutating func mapping(_ node: Node, path: String, allowedKeys: [String]?) -> ConfigMapping? {
-        guard let mapping = node.mapping else {
-            report("\(path) must be a map of keys, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
-        var result = ConfigMapping(mark: mapping.mark ?? node.mark)
-        for (key, value) in mapping {
-            guard let keyScalar = key.scalar else {
-                report("\(path) has a key that is \(Self.describe(key)); keys must be plain words", at: key.mark)
-                continue
-            }
-            result.append(keyScalar.string, keyMark: keyScalar.mark, value: value)
-        }
-        if let allowedKeys {
-            rejectUnknownKeys(result, path: path, allowedKeys: allowedKeys, what: path)
-        }
-        return result
-    }
-
-    private mutating func rejectUnknownKeys(_ fields: ConfigMapping, path: String, allowedKeys: [String], what: String) {
-        for (key, field) in fields.orderedEntries where !allowedKeys.contains(key) {
-            let place = path == "the configuration" ? "" : " in \(what)"
-            let hint: String
-            if let guess = Self.closestKey(to: key, among: allowedKeys) {
-                hint = " (did you mean '\(guess)'?)"
-            } else {
-                hint = "; known keys: \(allowedKeys.joined(separator: ", "))"
-            }
-            report("unknown key '\(key)'\(place)\(hint)", at: field.keyMark)
-        }
-    }
-
-    private static func describe(_ node: Node) -> String {
-        switch node {
-        case .scalar: "a single value"
-        case .mapping: "a map"
-        case .sequence: "a list"
-        case .alias: "an alias"
-        }
-    }
-
-    // MARK: - Diagnostics
-
-    private mutating func report(_ message: String, at mark: Mark?) {
-        report(message, line: mark?.line ?? 1, column: mark?.column ?? 1)
-    }
-
-    private mutating func report(_ message: String, line: Int, column: Int) {
-        diagnostics.append(ConfigurationDiagnostic(file: displayFile, line: line, column: column, message: message))
-    }
-
-    /// Yams' own descriptions quote the offending line of the file, which may hold a
-    /// secret: only the problem, its context and the position are kept.
-    private mutating func record(syntaxError error: YamlError) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            var message = "YAML syntax error: \(problem)"
-            if problem == "but found another document" {
-                message = "the file holds more than one YAML document (a second `---`): keep one"
-            } else if let context {
-                message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
-            }
-            report(message, at: mark)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let key = duplicates.first ?? "?"
-            if let second = Self.positionOfRepeatedKey(key, line: context.mark.line, column: context.mark.column, in: yaml) {
-                report("duplicate key '\(key)': it is already set at line \(context.mark.line)", line: second.line, column: second.column)
-            } else {
-                report("duplicate key '\(key)': it is set more than once in this map", at: context.mark)
-            }
-        case .reader(let problem, _, _, _):
-            report("the file is not readable text: \(problem)", line: 1, column: 1)
-        default:
-            report("the file could not be read as YAML", line: 1, column: 1)
-        }
-    }
-
-    /// Where a key repeated in a block mapping is written again: the next line that has
-    /// `key:` at the same column, with only indentation or `- ` before it.
-    static func positionOfRepeatedKey(_ key: String, line firstLine: Int, column: Int, in yaml: String) -> (line: Int, column: Int)? {
-        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
-        guard firstLine >= 1, firstLine < lines.count else { return nil }
-        for lineIndex in firstLine..<lines.count {
-            let scalars = Array(lines[lineIndex].unicodeScalars)
-            let start = column - 1
-            guard start >= 0, start < scalars.count else { continue }
-            guard scalars[..<start].allSatisfy({ $0 == " " || $0 == "-" }) else { continue }
-            let rest = String(String.UnicodeScalarView(scalars[start...]))
-            for candidate in [key, "\"\(key)\"", "'\(key)'"] where rest.hasPrefix(candidate) {
-                let after = rest.dropFirst(candidate.count).drop { $0 == " " || $0 == "\t" }
-                if after.first == ":" { return (lineIndex + 1, column) }
-            }
-        }
-        return nil
     }
 
     // MARK: - Pure checks
@@ -675,49 +504,5 @@ struct ConfigurationParser {
             return .failure(.init(message: "needs a port from 0 to 65535 after the colon, e.g. 127.0.0.1:9464"))
         }
         return .success(HTTPListenConfiguration(host: String(host), port: number))
-    }
-
-    /// The known key within two edits of `key`, for "did you mean".
-    static func closestKey(to key: String, among keys: [String]) -> String? {
-        let scored = keys.map { ($0, editDistance(key.lowercased(), $0)) }.filter { $0.1 <= 2 }
-        return scored.min { $0.1 < $1.1 }?.0
-    }
-
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
-        guard !a.isEmpty else { return b.count }
-        guard !b.isEmpty else { return a.count }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
-    }
-}
-
-/// The entries of one YAML map, by key, keeping file order and positions.
-struct ConfigMapping {
-    struct Field {
-        var keyMark: Mark?
-        var value: Node
-    }
-
-    var mark: Mark?
-    private(set) var orderedEntries: [(key: String, field: Field)] = []
-    private var indexByKey: [String: Int] = [:]
-
-    init(mark: Mark?) { self.mark = mark }
-
-    mutating func append(_ key: String, keyMark: Mark?, value: Node) {
-        indexByKey[key] = orderedEntries.count
-        orderedEntries.append((key, Field(keyMark: keyMark, value: value)))
-    }
-
-    subscript(key: String) -> Field? {
-        indexByKey[key].map { orderedEntries[$0].field }
     }
 }

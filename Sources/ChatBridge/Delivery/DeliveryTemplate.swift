@@ -161,12 +161,34 @@ public enum DeliverySummary {
         case "account.recovered":
             return "\(network)\(source): account recovered"
         case "digest":
-            let rule = event["rule"]?.stringValue.map(oneLine) ?? "digest"
-            let count = event["count"].flatMap(number) ?? String(event["events"]?.arrayValue?.count ?? 0)
-            return "\(rule): \(count) \(count == "1" ? "change" : "changes")"
+            return digestText(event)
         default:
             return "\(network)\(source): \(oneLine(type))"
         }
+    }
+
+    /// The most events a digest's summary names; the rest are counted.
+    static let digestNamedEvents = 10
+
+    /// `5 changes: Jane Doe (unread.increased), Bob (chat.added), ...`: each event's chat
+    /// and kinds (its type when it has none), in detection order; `vip: 4 changes` when
+    /// the digest carries no events.
+    static func digestText(_ digest: JSONValue) -> String {
+        let events = digest["events"]?.arrayValue ?? []
+        let count = digest["count"].flatMap(number) ?? String(events.count)
+        let counted = "\(count) \(count == "1" ? "change" : "changes")"
+        guard !events.isEmpty else {
+            return "\(digest["rule"]?.stringValue.map(oneLine) ?? "digest"): \(counted)"
+        }
+        let named = events.prefix(digestNamedEvents).map { event -> String in
+            let type = event["type"]?.stringValue.map(oneLine) ?? "event"
+            let kinds = (event["kinds"]?.arrayValue ?? []).compactMap(\.stringValue).map(oneLine)
+            let what = kinds.isEmpty ? type : kinds.joined(separator: ", ")
+            let subject = type.hasPrefix("account.") ? (event["source"]?.stringValue.map(oneLine) ?? "source") : chatName(event)
+            return "\(subject) (\(what))"
+        }
+        let more = events.count > digestNamedEvents ? ", and \(events.count - digestNamedEvents) more" : ""
+        return "\(counted): \(named.joined(separator: ", "))\(more)"
     }
 
     /// The provider's usual name: `LINKEDIN` → `LinkedIn`, `WHATSAPP` → `WhatsApp`,

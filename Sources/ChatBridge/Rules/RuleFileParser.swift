@@ -11,13 +11,12 @@ struct ParsedRule: Sendable {
 
 /// Reads one rule file: one rule as a map, or a list of rules under `rules:`.
 ///
-/// Like ``ConfigurationParser`` it walks the YAML node tree instead of decoding, so that
-/// every problem carries its line and column, unknown keys are reported, and reading
-/// goes on after a problem: the user sees every problem of the file at once. A rule with
-/// a problem is left out of ``parse()``'s result; its diagnostics say why.
+/// Like ``ConfigurationParser`` it walks the YAML node tree with a ``YAMLNodeReader``
+/// instead of decoding, so that every problem carries its line and column, unknown keys
+/// are reported, and reading goes on after a problem: the user sees every problem of the
+/// file at once. A rule with a problem is left out of ``parse()``'s result; its
+/// diagnostics say why. Scalars are read as written: no `${VAR}` substitution.
 struct RuleFileParser {
-    /// The file name diagnostics show.
-    let displayFile: String
     /// The name a single-rule file gives its rule when it has no `name`: the file's
     /// name without extension.
     let defaultName: String
@@ -26,19 +25,21 @@ struct RuleFileParser {
     let sinkNames: Set<String>?
     let yaml: String
     private let lines: [[Unicode.Scalar]]
-    private(set) var diagnostics: [ConfigurationDiagnostic] = []
+    private var reader: YAMLNodeReader
+
+    /// The file name diagnostics show.
+    var displayFile: String { reader.displayFile }
+    /// Every problem found, in the order found.
+    var diagnostics: [ConfigurationDiagnostic] { reader.diagnostics }
 
     static let ruleKeys = [
         "name", "description", "on", "when", "send", "throttle", "template", "enabled", "quiet_hours", "digest",
     ]
     static let quietHoursKeys = ["from", "to", "timezone"]
-    /// The plain scalars a YAML 1.1 parser reads as booleans (Yams' resolver).
-    static let trueWords: Set<String> = ["true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"]
-    static let falseWords: Set<String> = ["false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"]
 
     init(yaml: String, displayFile: String, defaultName: String, sinkNames: Set<String>?) {
         self.yaml = yaml
-        self.displayFile = displayFile
+        self.reader = YAMLNodeReader(displayFile: displayFile)
         self.defaultName = defaultName
         self.sinkNames = sinkNames
         self.lines = YAMLScalarPositions.lines(of: yaml)
@@ -46,29 +47,25 @@ struct RuleFileParser {
 
     /// The rules of the file that have no problem; ``diagnostics`` holds every problem.
     mutating func parse() -> [ParsedRule] {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            record(syntaxError: error)
+        let root: Node
+        switch reader.compose(yaml) {
+        case .root(let node):
+            root = node
+        case .empty:
+            reader.report("the file holds no rule: write one rule (name, on, when, send) or a list of them under `rules:`", line: 1, column: 1)
             return []
-        } catch {
-            report("the file could not be read as YAML", line: 1, column: 1)
-            return []
-        }
-        guard let root, !isNull(root) else {
-            report("the file holds no rule: write one rule (name, on, when, send) or a list of them under `rules:`", line: 1, column: 1)
+        case .unreadable:
             return []
         }
-        guard let top = mapping(root, path: "the rule file", allowedKeys: nil) else { return [] }
+        guard let top = reader.mapping(root, path: "the rule file", allowedKeys: nil) else { return [] }
 
         if let list = top["rules"] {
             // The list form: `rules:` and nothing else.
             for (key, field) in top.orderedEntries where key != "rules" {
-                report("unknown key '\(key)' next to `rules:`: a file holds one rule, or a list of rules under `rules:`", at: field.keyMark)
+                reader.report("unknown key '\(key)' next to `rules:`: a file holds one rule, or a list of rules under `rules:`", at: field.keyMark)
             }
-            if isNull(list.value) { return [] }
-            guard let items = sequence(list.value, path: "rules") else { return [] }
+            if reader.isNull(list.value) { return [] }
+            guard let items = reader.sequence(list.value, path: "rules") else { return [] }
             var parsed: [ParsedRule] = []
             for (index, item) in items.enumerated() {
                 if let rule = readRule(item, path: "rules[\(index)]", defaultName: nil) { parsed.append(rule) }
@@ -82,33 +79,33 @@ struct RuleFileParser {
 
     private mutating func readRule(_ node: Node, path: String, defaultName: String?) -> ParsedRule? {
         let problemsBefore = diagnostics.count
-        guard let fields = mapping(node, path: path, allowedKeys: Self.ruleKeys) else { return nil }
+        guard let fields = reader.mapping(node, path: path, allowedKeys: Self.ruleKeys) else { return nil }
         let rulePosition = position(of: fields.mark ?? node.mark)
 
         var name: String?
         var namePosition = rulePosition
-        if let field = fields["name"], !isNull(field.value) {
+        if let field = fields["name"], !reader.isNull(field.value) {
             name = readString(field.value, path: "\(path).name")
             namePosition = position(of: field.value.mark)
             if let written = name, !Rule.isValidName(written) {
-                report("rule name '\(written)' may only hold letters, digits, _, . and - (at most 100)", at: field.value.mark)
+                reader.report("rule name '\(written)' may only hold letters, digits, _, . and - (at most 100)", at: field.value.mark)
                 name = nil
             }
         } else if let defaultName {
             if Rule.isValidName(defaultName) {
                 name = defaultName
             } else {
-                report("the rule takes its name from the file name, '\(defaultName)', which may only hold letters, digits, _, . and -: rename the file or add `name:`", at: fields.mark)
+                reader.report("the rule takes its name from the file name, '\(defaultName)', which may only hold letters, digits, _, . and -: rename the file or add `name:`", at: fields.mark)
             }
         } else {
-            report("\(path).name is required in a list of rules", at: fields.mark)
+            reader.report("\(path).name is required in a list of rules", at: fields.mark)
         }
         let label = name.map { "rule '\($0)'" } ?? path
 
-        let description = fields["description"].flatMap { isNull($0.value) ? nil : readString($0.value, path: "\(label): description") }
+        let description = fields["description"].flatMap { reader.isNull($0.value) ? nil : readString($0.value, path: "\(label): description") }
         let on = fields["on"].flatMap { readTriggers($0.value, label: label) }
         let condition = fields["when"].map { readCondition($0.value, label: label) } ?? .constant(true)
-        let sinks = fields["send"].flatMap { isNull($0.value) ? nil : readSinks($0.value, label: label) }
+        let sinks = fields["send"].flatMap { reader.isNull($0.value) ? nil : readSinks($0.value, label: label) }
         let throttle = fields["throttle"].flatMap { readDuration($0.value, label: label, key: "throttle") }
         let template = fields["template"].flatMap { readTemplate($0.value, label: label) }
         let enabled = fields["enabled"].flatMap { readBool($0.value, label: label, key: "enabled") }
@@ -136,25 +133,17 @@ struct RuleFileParser {
 
     /// `on`: a list, or a single string, of event kinds and types.
     private mutating func readTriggers(_ node: Node, label: String) -> Set<String>? {
-        if isNull(node) { return nil }
-        let items: [Node]
-        if let sequence = node.sequence {
-            items = Array(sequence)
-            if items.isEmpty {
-                report("\(label): `on` is empty; leave it out to consider every event", at: node.mark)
-                return nil
-            }
-        } else {
-            items = [node]
+        if reader.isNull(node) { return nil }
+        guard let items = listOrSingle(node, ifEmpty: "\(label): `on` is empty; leave it out to consider every event") else {
+            return nil
         }
         var triggers: Set<String> = []
         for item in items {
             guard let word = readString(item, path: "\(label): on") else { continue }
             guard Rule.triggerNames.contains(word) else {
                 let known = Rule.triggerNames.sorted()
-                let hint = ConfigurationParser.closestKey(to: word, among: known).map { " (did you mean '\($0)'?)" }
-                    ?? "; known: \(known.joined(separator: ", "))"
-                report("\(label): unknown event kind or type '\(word)' in `on`\(hint)", at: item.mark)
+                let hint = YAMLNodeReader.hint(for: word, among: known, listedAs: "known")
+                reader.report("\(label): unknown event kind or type '\(word)' in `on`\(hint)", at: item.mark)
                 continue
             }
             triggers.insert(word)
@@ -164,48 +153,39 @@ struct RuleFileParser {
 
     /// `when`: a CEL expression, or a YAML boolean that counts as that literal.
     private mutating func readCondition(_ node: Node, label: String) -> RuleCondition? {
-        guard let scalar = node.scalar else {
-            report("\(label): `when` must be a CEL expression (a string) or true/false, not \(Self.describe(node))", at: node.mark)
+        guard let scalar = reader.scalar(node, path: "\(label): `when`", expected: "a CEL expression (a string) or true/false") else {
             return nil
         }
         if scalar.style == .plain {
-            if ConfigurationParser.nullWords.contains(scalar.string) { return .constant(true) }
-            if Self.trueWords.contains(scalar.string) { return .constant(true) }
-            if Self.falseWords.contains(scalar.string) { return .constant(false) }
+            if YAMLNodeReader.nullWords.contains(scalar.string) { return .constant(true) }
+            if YAMLNodeReader.trueWords.contains(scalar.string) { return .constant(true) }
+            if YAMLNodeReader.falseWords.contains(scalar.string) { return .constant(false) }
         }
         do throws(CELCompileError) {
             return try RuleCondition.compile(scalar.string)
         } catch {
             let place = valuePosition(scalar, line: error.line, column: error.column)
-            report("\(label): `when`: \(error.message)", line: place.line, column: place.column)
+            reader.report("\(label): `when`: \(error.message)", line: place.line, column: place.column)
             return nil
         }
     }
 
     /// `send`: a list, or a single string, of configured sink names.
     private mutating func readSinks(_ node: Node, label: String) -> [String]? {
-        let items: [Node]
-        if let sequence = node.sequence {
-            items = Array(sequence)
-            if items.isEmpty {
-                report("\(label): `send` is empty; name at least one sink (or set `enabled: false`)", at: node.mark)
-                return nil
-            }
-        } else {
-            items = [node]
+        guard let items = listOrSingle(node, ifEmpty: "\(label): `send` is empty; name at least one sink (or set `enabled: false`)") else {
+            return nil
         }
         var sinks: [String] = []
         for item in items {
             guard let sink = readString(item, path: "\(label): send") else { continue }
             if let sinkNames, !sinkNames.contains(sink) {
                 let known = sinkNames.sorted()
-                let hint = ConfigurationParser.closestKey(to: sink, among: known).map { " (did you mean '\($0)'?)" }
-                    ?? "; configured sinks: \(known.joined(separator: ", "))"
-                report("\(label): unknown sink '\(sink)' in `send`\(hint)", at: item.mark)
+                let hint = YAMLNodeReader.hint(for: sink, among: known, listedAs: "configured sinks")
+                reader.report("\(label): unknown sink '\(sink)' in `send`\(hint)", at: item.mark)
                 continue
             }
             if sinks.contains(sink) {
-                report("\(label): sink '\(sink)' is listed twice in `send`", at: item.mark)
+                reader.report("\(label): sink '\(sink)' is listed twice in `send`", at: item.mark)
                 continue
             }
             sinks.append(sink)
@@ -214,59 +194,41 @@ struct RuleFileParser {
     }
 
     private mutating func readTemplate(_ node: Node, label: String) -> DeliveryTemplate? {
-        if isNull(node) { return nil }
-        guard let scalar = node.scalar else {
-            report("\(label): `template` must be a string, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
+        if reader.isNull(node) { return nil }
+        guard let scalar = reader.scalar(node, path: "\(label): `template`", expected: "a string") else { return nil }
         do throws(TemplateError) {
             return try DeliveryTemplate(scalar.string)
         } catch {
             let place = valuePosition(scalar, line: error.line ?? 1, column: error.column ?? 1)
-            report("\(label): `template`: \(error.message)", line: place.line, column: place.column)
+            reader.report("\(label): `template`: \(error.message)", line: place.line, column: place.column)
             return nil
         }
     }
 
     private mutating func readDuration(_ node: Node, label: String, key: String) -> Duration? {
-        if isNull(node) { return nil }
+        if reader.isNull(node) { return nil }
         guard let text = readString(node, path: "\(label): \(key)") else { return nil }
-        do {
-            let duration = try ConfigDuration.parse(text)
-            guard duration > .zero else {
-                report("\(label): `\(key)` must be longer than 0s", at: node.mark)
-                return nil
-            }
-            return duration
-        } catch {
-            report("\(label): `\(key)`: \(error.message)", at: node.mark)
-            return nil
-        }
+        return reader.positiveDuration(text, path: "\(label): `\(key)`", at: node.mark)
     }
 
     private mutating func readBool(_ node: Node, label: String, key: String) -> Bool? {
-        if isNull(node) { return nil }
-        guard let scalar = node.scalar else {
-            report("\(label): `\(key)` must be true or false, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
-        if Self.trueWords.contains(scalar.string) { return true }
-        if Self.falseWords.contains(scalar.string) { return false }
-        report("\(label): `\(key)` must be true or false, not '\(scalar.string)'", at: node.mark)
-        return nil
+        if reader.isNull(node) { return nil }
+        let path = "\(label): `\(key)`"
+        guard let scalar = reader.scalar(node, path: path, expected: "true or false") else { return nil }
+        return reader.boolean(scalar.string, path: path, at: node.mark, ignoringCase: false)
     }
 
     private mutating func readQuietHours(_ node: Node, label: String) -> QuietHours? {
-        if isNull(node) { return nil }
-        guard let fields = mapping(node, path: "quiet_hours of \(label)", allowedKeys: Self.quietHoursKeys) else { return nil }
+        if reader.isNull(node) { return nil }
+        guard let fields = reader.mapping(node, path: "quiet_hours of \(label)", allowedKeys: Self.quietHoursKeys) else { return nil }
         func readTime(_ key: String) -> Int? {
-            guard let field = fields[key], !isNull(field.value) else {
-                report("\(label): quiet_hours.\(key) is required, e.g. \(key): \"\(key == "from" ? "22:00" : "07:00")\"", at: fields.mark)
+            guard let field = fields[key], !reader.isNull(field.value) else {
+                reader.report("\(label): quiet_hours.\(key) is required, e.g. \(key): \"\(key == "from" ? "22:00" : "07:00")\"", at: fields.mark)
                 return nil
             }
             guard let text = readString(field.value, path: "\(label): quiet_hours.\(key)") else { return nil }
             guard let minute = QuietHours.parseTime(text) else {
-                report("\(label): quiet_hours.\(key) must be a time of day HH:MM from 00:00 to 23:59, not '\(text)'", at: field.value.mark)
+                reader.report("\(label): quiet_hours.\(key) must be a time of day HH:MM from 00:00 to 23:59, not '\(text)'", at: field.value.mark)
                 return nil
             }
             return minute
@@ -274,19 +236,19 @@ struct RuleFileParser {
         let from = readTime("from")
         let to = readTime("to")
         var timeZone: TimeZone? = TimeZone(identifier: "UTC")
-        if let field = fields["timezone"], !isNull(field.value) {
+        if let field = fields["timezone"], !reader.isNull(field.value) {
             timeZone = nil
             if let name = readString(field.value, path: "\(label): quiet_hours.timezone") {
                 if let zone = Self.timeZone(named: name) {
                     timeZone = zone
                 } else {
-                    report("\(label): quiet_hours.timezone '\(name)' is not a time zone of the tz database (e.g. Europe/Paris, America/New_York, UTC)", at: field.value.mark)
+                    reader.report("\(label): quiet_hours.timezone '\(name)' is not a time zone of the tz database (e.g. Europe/Paris, America/New_York, UTC)", at: field.value.mark)
                 }
             }
         }
         guard let from, let to, let timeZone else { return nil }
         guard from != to else {
-            report("\(label): quiet_hours.from and quiet_hours.to are the same time: the window would be empty", at: fields["to"]?.value.mark)
+            reader.report("\(label): quiet_hours.from and quiet_hours.to are the same time: the window would be empty", at: fields["to"]?.value.mark)
             return nil
         }
         return QuietHours(fromMinute: from, toMinute: to, timeZone: timeZone)
@@ -303,68 +265,23 @@ struct RuleFileParser {
 
     // MARK: - Nodes
 
-    private func isNull(_ node: Node) -> Bool {
-        guard let scalar = node.scalar else { return false }
-        return scalar.style == .plain && ConfigurationParser.nullWords.contains(scalar.string)
-    }
-
-    /// The text of a scalar; a problem for anything else or for an empty value.
-    private mutating func readString(_ node: Node, path: String) -> String? {
-        guard let scalar = node.scalar else {
-            report("\(path) must be a single value, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
-        if isNull(node) || scalar.string.isEmpty {
-            report("\(path) must not be empty", at: node.mark)
-            return nil
-        }
-        return scalar.string
-    }
-
-    private mutating func sequence(_ node: Node, path: String) -> [Node]? {
-        guard let sequence = node.sequence else {
-            report("\(path) must be a list, not \(Self.describe(node))", at: node.mark)
+    /// The items of a list, or `node` alone when it is not a list; `nil`, with the problem
+    /// `emptyMessage`, for an empty list.
+    private mutating func listOrSingle(_ node: Node, ifEmpty emptyMessage: String) -> [Node]? {
+        guard let sequence = node.sequence else { return [node] }
+        guard !sequence.isEmpty else {
+            reader.report(emptyMessage, at: node.mark)
             return nil
         }
         return Array(sequence)
     }
 
-    /// A map with string keys; with `allowedKeys`, every other key is reported.
-    private mutating func mapping(_ node: Node, path: String, allowedKeys: [String]?) -> ConfigMapping? {
-        guard let mapping = node.mapping else {
-            report("\(path) must be a map of keys, not \(Self.describe(node))", at: node.mark)
-            return nil
-        }
-        var result = ConfigMapping(mark: mapping.mark ?? node.mark)
-        for (key, value) in mapping {
-            guard let keyScalar = key.scalar else {
-                report("\(path) has a key that is \(Self.describe(key)); keys must be plain words", at: key.mark)
-                continue
-            }
-            // Yams keeps a key's text as written, so a bare `on` arrives as "on", not as
-            // the boolean a YAML 1.1 reader would make of it.
-            result.append(keyScalar.string, keyMark: keyScalar.mark, value: value)
-        }
-        if let allowedKeys {
-            for (key, field) in result.orderedEntries where !allowedKeys.contains(key) {
-                let hint = ConfigurationParser.closestKey(to: key, among: allowedKeys).map { " (did you mean '\($0)'?)" }
-                    ?? "; known keys: \(allowedKeys.joined(separator: ", "))"
-                report("unknown key '\(key)' in \(path)\(hint)", at: field.keyMark)
-            }
-        }
-        return result
+    /// The text of a scalar, as written; a problem for anything else or for an empty value.
+    private mutating func readString(_ node: Node, path: String) -> String? {
+        reader.readNonEmptyString(node, path: path, expected: "a single value")
     }
 
-    private static func describe(_ node: Node) -> String {
-        switch node {
-        case .scalar: "a single value"
-        case .mapping: "a map"
-        case .sequence: "a list"
-        case .alias: "an alias"
-        }
-    }
-
-    // MARK: - Positions and diagnostics
+    // MARK: - Positions
 
     private func position(of mark: Mark?) -> SourcePosition {
         SourcePosition(line: mark?.line ?? 1, column: mark?.column ?? 1)
@@ -381,40 +298,6 @@ struct RuleFileParser {
         switch scalar.style {
         case .literal, .folded: return SourcePosition(line: start.line + max(line, 1), column: 1)
         default: return start
-        }
-    }
-
-    private mutating func report(_ message: String, at mark: Mark?) {
-        report(message, line: mark?.line ?? 1, column: mark?.column ?? 1)
-    }
-
-    private mutating func report(_ message: String, line: Int, column: Int) {
-        diagnostics.append(ConfigurationDiagnostic(file: displayFile, line: line, column: column, message: message))
-    }
-
-    /// Yams' own descriptions quote the offending line; only the problem, its context
-    /// and the position are kept (the same choice the configuration parser makes).
-    private mutating func record(syntaxError error: YamlError) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            var message = "YAML syntax error: \(problem)"
-            if let context {
-                message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
-            }
-            report(message, at: mark)
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let key = duplicates.first ?? "?"
-            if let second = ConfigurationParser.positionOfRepeatedKey(key, line: context.mark.line, column: context.mark.column, in: yaml) {
-                report("duplicate key '\(key)': it is already set at line \(context.mark.line)", line: second.line, column: second.column)
-            } else {
-                report("duplicate key '\(key)': it is set more than once in this map", at: context.mark)
-            }
-        case .reader(let problem, _, _, _):
-            report("the file is not readable text: \(problem)", line: 1, column: 1)
-        default:
-            report("the file could not be read as YAML", line: 1, column: 1)
         }
     }
 }

@@ -95,7 +95,8 @@ extension RuleSet {
     }
 
     /// The outbox routes of `event`: with no rules at all, `stdout` with no rule;
-    /// otherwise one route per matching rule, to its sinks, with its throttle.
+    /// otherwise one route per matching rule, to its sinks, with its throttle, quiet hours
+    /// and digest window.
     /// Conditions that error are returned in `failures` for the caller to log.
     public func routes(for event: Event, now: Date) -> (routes: [OutboxRoute], failures: [(rule: String, message: String)]) {
         if isEmpty {
@@ -107,7 +108,9 @@ extension RuleSet {
             switch evaluation.outcome {
             case .matched:
                 guard let rule = rule(named: evaluation.rule) else { continue }
-                routes.append(OutboxRoute(rule: rule.name, sinks: rule.sinks, throttle: rule.throttle))
+                routes.append(OutboxRoute(
+                    rule: rule.name, sinks: rule.sinks, throttle: rule.throttle, quietHours: rule.quietHours,
+                    digest: rule.digest))
             case .conditionError(let message):
                 failures.append((evaluation.rule, message))
             case .notSelected, .conditionFalse:

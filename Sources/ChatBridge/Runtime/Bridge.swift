@@ -74,14 +74,18 @@ public final class Bridge: Service, Sendable {
             sinks[name] = makeSink(name: name, configuration: sink, httpClient: httpClient)
         }
         var templates: [String: DeliveryTemplate] = [:]
-        for rule in rules.rules { templates[rule.name] = rule.template }
+        var quietHours: [String: QuietHours] = [:]
+        for rule in rules.rules {
+            templates[rule.name] = rule.template
+            quietHours[rule.name] = rule.quietHours
+        }
         let delivery = configuration.delivery
         let dispatcher = Dispatcher(
             queue: store, sinks: sinks,
             policy: RetryPolicy(
                 maxAttempts: delivery.maxAttempts, initialBackoff: delivery.initialBackoff,
                 maxBackoff: delivery.maxBackoff),
-            concurrency: delivery.concurrency, ruleTemplates: templates, logger: logger)
+            concurrency: delivery.concurrency, ruleTemplates: templates, quietHours: quietHours, logger: logger)
         return State(configuration: configuration, rules: rules, pollers: pollers, dispatcher: dispatcher)
     }
 

@@ -27,7 +27,7 @@ public actor SourcePoller {
     private let store: SQLiteStore
     private let emitBaseline: Bool
     private let logger: Logger
-    private var cache: [String: SnapshotEntry]?
+    private var cache: SnapshotIndex?
     /// How many bytes of chats a baseline writes per transaction: large enough that the
     /// index pages are not rewritten hundreds of times, small enough to stay out of the
     /// way of the dispatcher's writes and to keep memory flat.
@@ -68,19 +68,19 @@ public actor SourcePoller {
             if let record, record.baselineDone, record.filterFingerprint != fingerprint {
                 logger.notice("filters changed: this poll is a new baseline")
             }
-            let index: [String: SnapshotEntry]
+            var index: SnapshotIndex
             if isBaseline {
-                index = [:]
+                index = SnapshotIndex()
                 cache = nil
             } else if let cache {
                 index = cache
+                index.resetObservations()
             } else {
-                index = try await store.snapshotIndex(source: source)
+                index = SnapshotIndex(try await store.snapshotIndex(source: source))
             }
             try await store.discardStaged(source: source)
             if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }
 
-            var seen = Set<String>(minimumCapacity: index.count)
             var baselineBatch: [StagedChat] = []
             var baselineBytes = 0
             let store = self.store
@@ -89,9 +89,8 @@ public actor SourcePoller {
             ) { page in
                 var staged: [StagedChat] = []
                 for item in page.items {
-                    let firstTime = seen.insert(item.id).inserted
                     // A chat listed twice in one poll counts once; its later copy wins.
-                    if firstTime, let entry = index[item.id], entry.digest == item.digest { continue }
+                    if index.observe(id: item.id, digest: item.digest) == .unchanged { continue }
                     staged.append(StagedChat(
                         id: item.id, accountID: item.accountID, accountType: item.accountType,
                         raw: page.rawData(of: item), digest: item.digest))
@@ -115,15 +114,8 @@ public actor SourcePoller {
             items = summary.items
             try Task.checkCancellation()
 
-            var absent: [(id: String, missing: Int)] = []
-            var reappeared: [String] = []
-            for (id, entry) in index {
-                if !seen.contains(id) {
-                    absent.append((id, entry.missing))
-                } else if entry.missing > 0 {
-                    reappeared.append(id)
-                }
-            }
+            let absent = index.absent()
+            let reappeared = index.reappeared()
             let plan = SnapshotRules.planAbsences(
                 knownCount: index.count, absent: absent, suspiciousStreak: record?.suspiciousStreak ?? 0)
             if plan.suspicious {
@@ -153,7 +145,7 @@ public actor SourcePoller {
                     "seconds": "\(String(format: "%.3f", Date().timeIntervalSince(startedAt)))",
                 ])
             metrics?.recordCompletePoll(
-                source: source, duration: .seconds(Date().timeIntervalSince(startedAt)), chats: seen.count,
+                source: source, duration: .seconds(Date().timeIntervalSince(startedAt)), chats: index.observedCount,
                 kindCounts: applied.kindCounts, finishedAt: poll.finishedAt)
             return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: isBaseline)
         } catch {
@@ -185,16 +177,16 @@ public actor SourcePoller {
     }
 
     /// Keeps the in-memory digests in step with what the transaction just stored.
-    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index: [String: SnapshotEntry]) {
+    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index: SnapshotIndex) {
         if poll.isBaseline {
             cache = nil  // read again on the next poll: the baseline was written in SQL
             return
         }
         var next = index
-        for id in poll.absences.stillMissing { next[id]?.missing += 1 }
-        for id in poll.reappeared { next[id]?.missing = 0 }
-        for (id, digest) in applied.updatedDigests { next[id] = SnapshotEntry(digest: digest, missing: 0) }
-        for id in applied.removed { next[id] = nil }
+        for id in poll.absences.stillMissing { next.updateMissing(id, reset: false) }
+        for id in poll.reappeared { next.updateMissing(id, reset: true) }
+        for (id, digest) in applied.updatedDigests { next.set(id, SnapshotEntry(digest: digest, missing: 0)) }
+        for id in applied.removed { next.set(id, nil) }
         cache = next
     }
 }

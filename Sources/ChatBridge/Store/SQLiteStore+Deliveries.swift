@@ -5,20 +5,84 @@ import GRDB
 // log of `chatbridge deliveries` / `chatbridge replay`.
 
 extension SQLiteStore: DeliveryQueue {
-    /// Pending rows of `sink` due at `now`, oldest first; a row waits while an older row
-    /// of the same sink and chat is pending (that one may be in flight or retrying).
+    /// How many rows at the front of a sink's queue ``dueDeliveries(sink:now:excluding:limit:)``
+    /// looks at before it asks the due-time index instead.
+    static let queueFrontWindow = 1024
+
+    /// Pending rows of `sink` due at `now`, oldest first, at most `limit`; a row waits
+    /// while an older row of the same sink and chat is pending (that one may be in flight
+    /// or retrying). A digest's row comes with the digest's JSON as its event, and the
+    /// digest is sealed: a later match opens a new one.
     ///
-    /// Reads by index: `deliveries_due (sink, status, next_attempt_at)` finds the due
-    /// rows, `deliveries_by_chat (sink, chat_key, status, id)` answers "is there an older
-    /// pending row for this chat", and the event's JSON comes by its unique id.
+    /// Cost does not grow with the queue: it reads the front of the queue in id order
+    /// (`deliveries_queue`, which covers chat and due time), at most
+    /// ``queueFrontWindow`` entries, where the first row of each chat heads that chat.
+    /// Only when that window is full and yields too few due rows (the front is waiting
+    /// for retries) does it ask the due-time index (`deliveries_due`) with a per-row
+    /// "older pending row of this chat" check (`deliveries_by_chat`). Payloads are read by
+    /// id for the chosen rows only.
     public func dueDeliveries(sink: String, now: Date, excluding inFlight: Set<Int64>, limit: Int) async throws -> [DueDelivery] {
         guard limit > 0 else { return [] }
+        let window = Self.queueFrontWindow
+        let nowValue = now.storeValue
+        let (rows, digestIDs) = try await pool.read { db -> ([DueDelivery], [Int64]) in
+            var chosen: [Int64] = []
+            var seenChats: Set<String> = []
+            var scanned = 0
+            let front = try Row.fetchCursor(db, sql: """
+                SELECT id, chat_key, next_attempt_at FROM deliveries INDEXED BY deliveries_queue
+                WHERE sink = ? AND status = 'pending' ORDER BY id LIMIT ?
+                """, arguments: [sink, window])
+            while let row = try front.next(), chosen.count < limit {
+                scanned += 1
+                let id: Int64 = row[0]
+                let chatKey: String = row[1]
+                // The first pending row of a chat in id order heads it; the rest wait.
+                guard seenChats.insert(chatKey).inserted else { continue }
+                let due: Double = row[2]
+                if due <= nowValue, !inFlight.contains(id) { chosen.append(id) }
+            }
+            if chosen.count < limit, scanned >= window {
+                chosen = try Self.dueByTime(db, sink: sink, now: nowValue, excluding: inFlight, limit: limit)
+            }
+            guard !chosen.isEmpty else { return ([], []) }
+            let placeholders = Array(repeating: "?", count: chosen.count).joined(separator: ",")
+            var digestIDs: [Int64] = []
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, d.digest_id, COALESCE(e.json, '') AS json
+                FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
+                WHERE d.id IN (\(placeholders)) ORDER BY d.id
+                """, arguments: StatementArguments(chosen)).map { row -> DueDelivery in
+                let digestID: Int64? = row["digest_id"]
+                if let digestID { digestIDs.append(digestID) }
+                return DueDelivery(
+                    id: row["id"], eventID: row["event_id"], rule: row["rule"], sink: row["sink"],
+                    attempts: row["attempts"], eventJSON: row["json"], digestID: digestID)
+            }
+            return (rows, digestIDs)
+        }
+        guard !digestIDs.isEmpty else { return rows }
+        let digests = try await sealDigests(digestIDs)
+        return rows.map { row in
+            guard let digestID = row.digestID, let json = digests[digestID] else { return row }
+            var row = row
+            row.eventJSON = json
+            return row
+        }
+    }
+
+    /// Due rows by the due-time index, for when the front of the queue is all waiting.
+    private static func dueByTime(
+        _ db: Database, sink: String, now: Double, excluding inFlight: Set<Int64>, limit: Int
+    ) throws -> [Int64] {
         let excluded = inFlight.sorted()
-        let placeholders = excluded.isEmpty ? "" : "AND d.id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
-        let sql = """
-            SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, COALESCE(e.json, '') AS json
-            FROM deliveries d
-            LEFT JOIN events e ON e.id = d.event_id
+        let placeholders = excluded.isEmpty
+            ? "" : "AND d.id NOT IN (\(Array(repeating: "?", count: excluded.count).joined(separator: ",")))"
+        var arguments: [(any DatabaseValueConvertible)?] = [sink, now]
+        arguments.append(contentsOf: excluded.map { $0 as (any DatabaseValueConvertible)? })
+        arguments.append(limit)
+        return try Int64.fetchAll(db, sql: """
+            SELECT d.id FROM deliveries d INDEXED BY deliveries_due
             WHERE d.sink = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
               \(placeholders)
               AND NOT EXISTS (
@@ -26,19 +90,39 @@ extension SQLiteStore: DeliveryQueue {
                 WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.id
             LIMIT ?
-            """
-        var arguments: [(any DatabaseValueConvertible)?] = [sink, now.storeValue]
-        arguments.append(contentsOf: excluded.map { $0 as (any DatabaseValueConvertible)? })
-        arguments.append(limit)
-        let statementArguments = StatementArguments(arguments)
-        return try await pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: statementArguments).map { row in
-                DueDelivery(
-                    id: row["id"], eventID: row["event_id"], rule: row["rule"], sink: row["sink"],
-                    attempts: row["attempts"], eventJSON: row["json"])
+            """, arguments: StatementArguments(arguments))
+    }
+
+    /// Seals digests and returns each one's JSON: `{"type": "digest", "rule": NAME,
+    /// "count": N, "events": [...]}`, events in detection order, as stored (without
+    /// `rule`). Sealing and reading happen in one write transaction, so a poll either
+    /// added its match before (it is in the digest) or sees the digest sealed and opens
+    /// a new one: no match is lost between the two.
+    private func sealDigests(_ ids: [Int64]) async throws -> [Int64: String] {
+        try await pool.write { db in
+            var result: [Int64: String] = [:]
+            for id in ids {
+                try db.execute(sql: "UPDATE digests SET sealed = 1 WHERE id = ?", arguments: [id])
+                let rule = try String.fetchOne(db, sql: "SELECT rule FROM digests WHERE id = ?", arguments: [id]) ?? ""
+                let events = try String.fetchAll(db, sql: """
+                    SELECT e.json FROM digest_events de JOIN events e ON e.id = de.event_id
+                    WHERE de.digest_id = ? ORDER BY e.seq
+                    """, arguments: [id])
+                result[id] = Self.digestJSON(rule: rule, events: events)
             }
+            return result
         }
     }
+
+    /// The JSON text of a digest, from the stored events' JSON texts (not parsed again).
+    static func digestJSON(rule: String, events: [String]) -> String {
+        "{\"type\":\"digest\",\"rule\":\(JSONValue.string(rule).compactString),\"count\":\(events.count),"
+            + "\"events\":[\(events.joined(separator: ","))]}"
+    }
+
+    /// The `event_id` of a digest's delivery row; its `webhook-id` is then
+    /// `digest-ID.RULE.SINK`, stable across retries.
+    static func digestEventID(_ digestID: Int64) -> String { "digest-\(digestID)" }
 
     /// When the earliest pending row of `sink` that heads its chat's queue falls due. A
     /// row behind an older pending row of the same chat is not counted: it cannot be
@@ -47,7 +131,7 @@ extension SQLiteStore: DeliveryQueue {
     public func nextAttemptDate(sink: String) async throws -> Date? {
         try await pool.read { db in
             try Double.fetchOne(db, sql: """
-                SELECT d.next_attempt_at FROM deliveries d
+                SELECT d.next_attempt_at FROM deliveries d INDEXED BY deliveries_due
                 WHERE d.sink = ? AND d.status = 'pending'
                   AND NOT EXISTS (
                     SELECT 1 FROM deliveries o
@@ -58,30 +142,43 @@ extension SQLiteStore: DeliveryQueue {
         }
     }
 
-    /// Records one attempt in a transaction of its own. A row that is no longer pending
+    /// Records updates in one short transaction. A row that is no longer pending
     /// (finished by another process meanwhile) is left alone.
-    public func record(_ result: DeliveryAttemptResult, deliveryID id: Int64, attempts: Int, at date: Date) async throws {
+    public func record(_ updates: [DeliveryUpdate]) async throws {
+        guard !updates.isEmpty else { return }
         try await pool.write { db in
-            switch result {
-            case .delivered(let status):
-                try db.execute(sql: """
-                    UPDATE deliveries
-                    SET status = 'delivered', attempts = ?, last_status = ?, last_error = NULL,
-                        delivered_at = ?, finished_at = ?
-                    WHERE id = ? AND status = 'pending'
-                    """, arguments: [attempts, status, date.storeValue, date.storeValue, id])
-            case .retry(let notBefore, let status, let error):
-                try db.execute(sql: """
-                    UPDATE deliveries
-                    SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?
-                    WHERE id = ? AND status = 'pending'
-                    """, arguments: [attempts, notBefore.storeValue, status, Self.keptError(error), id])
-            case .dead(let status, let error):
-                try db.execute(sql: """
-                    UPDATE deliveries
-                    SET status = 'dead', attempts = ?, last_status = ?, last_error = ?, finished_at = ?
-                    WHERE id = ? AND status = 'pending'
-                    """, arguments: [attempts, status, Self.keptError(error), date.storeValue, id])
+            let delivered = try db.cachedStatement(sql: """
+                UPDATE deliveries
+                SET status = 'delivered', attempts = ?, last_status = ?, last_error = NULL,
+                    delivered_at = ?, finished_at = ?
+                WHERE id = ? AND status = 'pending'
+                """)
+            let retry = try db.cachedStatement(sql: """
+                UPDATE deliveries
+                SET attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?
+                WHERE id = ? AND status = 'pending'
+                """)
+            let dead = try db.cachedStatement(sql: """
+                UPDATE deliveries
+                SET status = 'dead', attempts = ?, last_status = ?, last_error = ?, finished_at = ?
+                WHERE id = ? AND status = 'pending'
+                """)
+            let postpone = try db.cachedStatement(sql: """
+                UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending'
+                """)
+            for update in updates {
+                let id = update.deliveryID
+                let date = update.at.storeValue
+                switch update.change {
+                case .attempted(.delivered(let status), let attempts):
+                    try delivered.execute(arguments: [attempts, status, date, date, id])
+                case .attempted(.retry(let notBefore, let status, let error), let attempts):
+                    try retry.execute(arguments: [attempts, notBefore.storeValue, status, Self.keptError(error), id])
+                case .attempted(.dead(let status, let error), let attempts):
+                    try dead.execute(arguments: [attempts, status, Self.keptError(error), date, id])
+                case .postponed(let until):
+                    try postpone.execute(arguments: [until.storeValue, id])
+                }
             }
         }
     }

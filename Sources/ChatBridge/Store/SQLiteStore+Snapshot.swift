@@ -61,10 +61,21 @@ public struct OutboxRoute: Sendable, Hashable {
     public var sinks: [String]
     /// At most one delivery per rule and chat within this window (rules.md `throttle`).
     public var throttle: Duration?
-    public init(rule: String?, sinks: [String], throttle: Duration? = nil) {
+    /// The rule's quiet hours: a row written inside them is due at their end.
+    public var quietHours: QuietHours?
+    /// The rule's digest window: the event joins the open digest of (rule, sink), or
+    /// opens one that goes out when the window closes.
+    public var digest: Duration?
+
+    public init(
+        rule: String?, sinks: [String], throttle: Duration? = nil, quietHours: QuietHours? = nil,
+        digest: Duration? = nil
+    ) {
         self.rule = rule
         self.sinks = sinks
         self.throttle = throttle
+        self.quietHours = quietHours
+        self.digest = digest
     }
 }
 
@@ -518,6 +529,11 @@ extension SQLiteStore {
 }
 
 /// Writes events and their outbox rows inside a poll's transaction.
+///
+/// Per route and sink: a plain row due now (or at the end of the rule's quiet hours when
+/// the event is detected inside them); for a rule with a `digest` window, the event joins
+/// the open digest of (rule, sink), or opens one whose single row is due when the window
+/// closes (rules.md).
 struct EventWriter {
     let store: SQLiteStore
     let db: Database
@@ -543,16 +559,57 @@ struct EventWriter {
                 let until = try Double.fetchOne(
                     db, sql: "SELECT until FROM throttles WHERE rule = ? AND chat_key = ?", arguments: [rule, chatKey])
                 if let until, until > now.storeValue { continue }
-                let seconds = Double(throttle.components.seconds) + Double(throttle.components.attoseconds) / 1e18
                 try db.execute(sql: """
                     INSERT INTO throttles (rule, chat_key, until) VALUES (?, ?, ?)
                     ON CONFLICT (rule, chat_key) DO UPDATE SET until = excluded.until
-                    """, arguments: [rule, chatKey, now.storeValue + seconds])
+                    """, arguments: [rule, chatKey, now.storeValue + RetryPolicy.seconds(throttle)])
             }
+            if let rule = route.rule, let window = route.digest {
+                for sink in route.sinks {
+                    try addToDigest(event, rule: rule, sink: sink, window: window, quietHours: route.quietHours,
+                                    into: &application)
+                }
+                continue
+            }
+            let due = route.quietHours?.end(after: now) ?? now
             for sink in route.sinks {
-                try insert.execute(arguments: [event.id, route.rule, sink, chatKey, now.storeValue, now.storeValue])
+                try insert.execute(arguments: [event.id, route.rule, sink, chatKey, due.storeValue, now.storeValue])
                 application.deliveryCount += 1
             }
         }
+    }
+
+    /// Adds `event` to the open digest of (`rule`, `sink`), or opens one: a `digests` row
+    /// closing `window` from now and its delivery row (`event_id` `digest-ID`, a chat key
+    /// of its own so that no chat's order waits for it), due when it closes (or when the
+    /// rule's quiet hours end, if it closes inside them).
+    private func addToDigest(
+        _ event: Event, rule: String, sink: String, window: Duration, quietHours: QuietHours?,
+        into application: inout PollApplication
+    ) throws {
+        let open = try Int64.fetchOne(db, sql: """
+            SELECT id FROM digests WHERE rule = ? AND sink = ? AND sealed = 0 AND closes_at > ?
+            ORDER BY closes_at DESC LIMIT 1
+            """, arguments: [rule, sink, now.storeValue])
+        let digestID: Int64
+        if let open {
+            digestID = open
+        } else {
+            let closesAt = now.addingTimeInterval(RetryPolicy.seconds(window))
+            try db.execute(
+                sql: "INSERT INTO digests (rule, sink, opened_at, closes_at) VALUES (?, ?, ?, ?)",
+                arguments: [rule, sink, now.storeValue, closesAt.storeValue])
+            digestID = db.lastInsertedRowID
+            let due = quietHours?.end(after: closesAt) ?? closesAt
+            try db.execute(sql: """
+                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at, digest_id)
+                VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+                """, arguments: [SQLiteStore.digestEventID(digestID), rule, sink, "digest/\(digestID)",
+                                 due.storeValue, now.storeValue, digestID])
+            application.deliveryCount += 1
+        }
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO digest_events (digest_id, event_id) VALUES (?, ?)",
+            arguments: [digestID, event.id])
     }
 }

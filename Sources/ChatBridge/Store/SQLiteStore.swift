@@ -167,12 +167,36 @@ public final class SQLiteStore: Sendable {
                     last_error TEXT,
                     created_at REAL NOT NULL,
                     delivered_at REAL,
-                    finished_at REAL
+                    finished_at REAL,
+                    digest_id INTEGER                   -- set on a digest's row (event_id 'digest-ID')
                 );
+                -- A sink's pending rows in detection order: the dispatcher reads the front of
+                -- this index and stops after a batch (never the whole queue).
+                CREATE INDEX deliveries_queue ON deliveries (sink, status, id, chat_key, next_attempt_at);
+                -- The earliest next attempt, and due rows when the front of the queue is waiting.
                 CREATE INDEX deliveries_due ON deliveries (sink, status, next_attempt_at);
                 CREATE INDEX deliveries_by_chat ON deliveries (sink, chat_key, status, id);
                 CREATE INDEX deliveries_by_event ON deliveries (event_id);
                 CREATE INDEX deliveries_finished ON deliveries (status, finished_at);
+
+                -- A rule's digest window for one sink (rules.md `digest`): matches from
+                -- opened_at until closes_at go out as one delivery. Sealed once the
+                -- dispatcher has read its events: a later match opens a new digest.
+                CREATE TABLE digests (
+                    id INTEGER PRIMARY KEY,
+                    rule TEXT NOT NULL,
+                    sink TEXT NOT NULL,
+                    opened_at REAL NOT NULL,
+                    closes_at REAL NOT NULL,
+                    sealed INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX digests_open ON digests (rule, sink, sealed, closes_at);
+                CREATE TABLE digest_events (
+                    digest_id INTEGER NOT NULL REFERENCES digests (id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                    PRIMARY KEY (digest_id, event_id)
+                );
+                CREATE INDEX digest_events_by_event ON digest_events (event_id);
 
                 CREATE TABLE throttles (
                     rule TEXT NOT NULL,

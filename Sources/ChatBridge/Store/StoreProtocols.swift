@@ -14,16 +14,22 @@ public struct DueDelivery: Sendable, Hashable {
     public var sink: String
     /// Attempts made so far (0 for a new row).
     public var attempts: Int
-    /// The stored event's JSON text, without `rule`.
+    /// The stored event's JSON text, without `rule`; for a digest's row, the digest's
+    /// JSON (`{"type": "digest", "rule", "count", "events"}`).
     public var eventJSON: String
+    /// The digest this row delivers (its `eventID` is then `digest-ID`), or `nil`.
+    public var digestID: Int64?
 
-    public init(id: Int64, eventID: String, rule: String?, sink: String, attempts: Int, eventJSON: String) {
+    public init(
+        id: Int64, eventID: String, rule: String?, sink: String, attempts: Int, eventJSON: String, digestID: Int64? = nil
+    ) {
         self.id = id
         self.eventID = eventID
         self.rule = rule
         self.sink = sink
         self.attempts = attempts
         self.eventJSON = eventJSON
+        self.digestID = digestID
     }
 }
 
@@ -37,20 +43,59 @@ public enum DeliveryAttemptResult: Sendable, Hashable {
     case dead(status: Int?, error: String)
 }
 
+/// A change to one outbox row, as the dispatcher hands it to the store: the outcome of an
+/// attempt, or a postponement (quiet hours) that is not an attempt.
+public struct DeliveryUpdate: Sendable, Hashable {
+    public enum Change: Sendable, Hashable {
+        /// An attempt was made: `attempts` is the count including it.
+        case attempted(DeliveryAttemptResult, attempts: Int)
+        /// Not attempted: the row waits until `until` (the end of its rule's quiet hours),
+        /// its attempt count unchanged.
+        case postponed(until: Date)
+    }
+
+    public var deliveryID: Int64
+    public var change: Change
+    /// When it happened (the attempt's end).
+    public var at: Date
+
+    public init(deliveryID: Int64, change: Change, at: Date) {
+        self.deliveryID = deliveryID
+        self.change = change
+        self.at = at
+    }
+}
+
 /// The outbox, as the dispatcher sees it.
 ///
-/// Rows are written by the poll's transaction; the dispatcher reads due rows and records
-/// each outcome in a short transaction of its own, never holding one across a network
-/// call.
+/// Rows are written by the poll's transaction; the dispatcher reads due rows in batches
+/// and records outcomes in short transactions of several outcomes each, never holding
+/// one across a network call. An outcome not yet recorded when the process dies is simply
+/// attempted again (at least once).
 public protocol DeliveryQueue: Sendable {
     /// Pending rows of `sink` whose next attempt is due at `now`, oldest first, at most
     /// `limit`, skipping `inFlight` rows and every row that has an older pending row for
-    /// the same chat and sink (per-chat order survives retries).
+    /// the same chat and sink (per-chat order survives retries). At most one row per chat.
     func dueDeliveries(sink: String, now: Date, excluding inFlight: Set<Int64>, limit: Int) async throws -> [DueDelivery]
 
     /// When the earliest pending row of `sink` falls due, or `nil` when none is pending.
     func nextAttemptDate(sink: String) async throws -> Date?
 
+    /// Records several updates in one transaction. A row that is no longer pending
+    /// (finished by another process meanwhile) is left alone.
+    func record(_ updates: [DeliveryUpdate]) async throws
+
+    /// Moves row `id` to `until` without counting an attempt (quiet hours).
+    func postpone(deliveryID id: Int64, until date: Date) async throws
+}
+
+extension DeliveryQueue {
     /// Records one attempt at row `id`: `attempts` is the count including this attempt.
-    func record(_ result: DeliveryAttemptResult, deliveryID id: Int64, attempts: Int, at date: Date) async throws
+    public func record(_ result: DeliveryAttemptResult, deliveryID id: Int64, attempts: Int, at date: Date) async throws {
+        try await record([DeliveryUpdate(deliveryID: id, change: .attempted(result, attempts: attempts), at: date)])
+    }
+
+    public func postpone(deliveryID id: Int64, until date: Date) async throws {
+        try await record([DeliveryUpdate(deliveryID: id, change: .postponed(until: date), at: date)])
+    }
 }
