@@ -108,6 +108,14 @@ private func runBridge(
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         if let alongside { services.append(.init(service: ClosureService(body: alongside))) }
+        services.append(.init(service: RetentionService(
+            store: bridge.store, retention: { bridge.configuration.retention }, logger: logger)))
+        if let listen = configuration.http {
+            // First in the list: shut down last, so /healthz answers while the bridge stops.
+            services.insert(.init(service: OperationsServer(
+                listen: listen, store: bridge.store, metrics: bridge.metrics,
+                sources: { bridge.configuration.sources }, logger: logger)), at: 0)
+        }
         if let reload {
             services.append(.init(service: ClosureService {
                 for await _ in signalStream(SIGHUP) {

@@ -19,6 +19,8 @@ import Synchronization
 /// and wakes the dispatcher; a slow webhook never delays detection.
 public final class Bridge: Service, Sendable {
     public let store: SQLiteStore
+    /// What `/metrics` shows: polls, events and deliveries of this process.
+    public let metrics: BridgeMetrics
     private let state: Mutex<State>
     private let httpClient: HTTPClient
     private let logger: Logger
@@ -44,20 +46,21 @@ public final class Bridge: Service, Sendable {
     /// - Throws: ``StoreError`` when the store cannot be opened.
     public init(
         configuration: ChatBridgeConfiguration, rules: RuleSet, httpClient: HTTPClient, logger: Logger,
-        synchronousFull: Bool = false
+        synchronousFull: Bool = false, metrics: BridgeMetrics = BridgeMetrics()
     ) throws {
         let store = try SQLiteStore(path: configuration.storePath, synchronousFull: synchronousFull)
         self.store = store
+        self.metrics = metrics
         self.httpClient = httpClient
         self.logger = logger
         state = Mutex(Self.makeState(
             configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger,
-            previous: nil))
+            metrics: metrics, previous: nil))
     }
 
     private static func makeState(
         configuration: ChatBridgeConfiguration, rules: RuleSet, store: SQLiteStore, httpClient: HTTPClient,
-        logger: Logger, previous: State?
+        logger: Logger, metrics: BridgeMetrics, previous: State?
     ) -> State {
         var pollers: [String: SourcePoller] = [:]
         for source in configuration.sources {
@@ -66,7 +69,7 @@ public final class Bridge: Service, Sendable {
             } else {
                 pollers[source.name] = SourcePoller(
                     configuration: source, client: UnipileClient(source: source, httpClient: httpClient),
-                    store: store, emitBaseline: configuration.baseline == .emit, logger: logger)
+                    store: store, emitBaseline: configuration.baseline == .emit, logger: logger, metrics: metrics)
             }
         }
         var sinks: [String: any DeliverySink] = [:]
@@ -85,11 +88,15 @@ public final class Bridge: Service, Sendable {
             policy: RetryPolicy(
                 maxAttempts: delivery.maxAttempts, initialBackoff: delivery.initialBackoff,
                 maxBackoff: delivery.maxBackoff),
-            concurrency: delivery.concurrency, ruleTemplates: templates, quietHours: quietHours, logger: logger)
+            concurrency: delivery.concurrency, ruleTemplates: templates, quietHours: quietHours, logger: logger,
+            metrics: metrics)
         return State(configuration: configuration, rules: rules, pollers: pollers, dispatcher: dispatcher)
     }
 
     private var current: State { state.withLock { $0 } }
+
+    /// The configuration in force (the last one loaded without errors).
+    public var configuration: ChatBridgeConfiguration { state.withLock { $0.configuration } }
 
     // MARK: Once (cron)
 
@@ -117,6 +124,13 @@ public final class Bridge: Service, Sendable {
             return outcomes
         }
         try await state.dispatcher.drain(timeout: drainTimeout)
+        // From cron there is no background pruning: prune what is due once per run.
+        let cutoff = Date().addingTimeInterval(-Double(state.configuration.retention.components.seconds))
+        do {
+            _ = try await store.prune(olderThan: cutoff)
+        } catch {
+            logger.warning("retention: pruning failed: \(error)")
+        }
         var failed: [String: String] = [:]
         for (name, outcome) in outcomes {
             if case .failed(let reason, _) = outcome { failed[name] = reason }
@@ -161,7 +175,7 @@ public final class Bridge: Service, Sendable {
         state.withLock { state in
             var next = Self.makeState(
                 configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger,
-                previous: state)
+                metrics: metrics, previous: state)
             next.generation = state.generation + 1
             state = next
         }
