@@ -153,27 +153,39 @@ public actor SourcePoller {
             let reason = failure.map { "\($0)" } ?? (error is CancellationError ? "stopped" : "\(error)")
             let apiError = failure?.apiError
             let authentication = apiError?.isAuthenticationFailure ?? false
-            try? await store.discardStaged(source: source)
             let identity = accountIdentity
             let failed = FailedPoll(
                 source: source, filterFingerprint: fingerprint, startedAt: startedAt, finishedAt: Date(),
                 pages: pages, items: items, error: reason,
                 accountError: authentication ? apiError?.json : nil,
                 accountID: identity.id, accountType: identity.type)
-            do {
-                let applied = try await store.recordFailedPoll(failed, router: router)
+            // A stopped poll is recorded too (store.md): in a task of its own, which the
+            // cancellation that stopped the poll does not reach.
+            let store = self.store
+            let recorded = await Task { try await store.recordFailedPoll(failed, router: router) }.result
+            switch recorded {
+            case .success(let applied):
                 metrics?.recordEvents(applied.kindCounts)  // the account.error of an outage
                 if applied.eventCount > 0 {
                     logger.error("account needs attention: \(reason)")
+                } else if Self.isStop(error) {
+                    logger.debug("poll stopped before it completed; nothing changed")
                 } else {
                     logger.warning("poll failed: \(reason)")
                 }
-            } catch {
-                logger.error("poll failed (\(reason)), and recording it failed too: \(error)")
+            case .failure(let recordError):
+                logger.error("poll failed (\(reason)), and recording it failed too: \(recordError)")
             }
             metrics?.recordFailedPoll(source: source, duration: .seconds(Date().timeIntervalSince(startedAt)))
             return .failed(reason: reason, authentication: authentication)
         }
+    }
+
+    /// Whether a poll ended because it was stopped, not because anything failed.
+    private static func isStop(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        if case .cancelled? = error as? PollFailure { return true }
+        return false
     }
 
     /// Keeps the in-memory digests in step with what the transaction just stored.
