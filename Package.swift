@@ -65,6 +65,9 @@ let package = Package(
             ]
         ),
 
+        // Benchmarks of the rules stage: `swift run -c release chatbridge-bench`.
+        .executableTarget(name: "chatbridge-bench", dependencies: ["ChatBridge", "CEL"]),
+
         .testTarget(name: "CELTests", dependencies: ["CEL"]),
         .testTarget(name: "UnipileSimulatorTests", dependencies: ["UnipileSimulator"]),
         .testTarget(
