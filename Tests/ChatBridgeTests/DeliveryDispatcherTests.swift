@@ -411,9 +411,9 @@ struct DeliveryDispatcherTests {
                 policy: RetryPolicy(maxAttempts: 1000, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(100)),
                 concurrency: 2, logger: quietLogger)
             let started = ContinuousClock.now
-            // Retries keep falling due: only the timeout ends this drain.
-            let end = try await dispatcher.drain(timeout: .seconds(2))
-            #expect(end == .timedOut)
+            // Retries keep falling due: the drain keeps going until its timeout (it may end
+            // one backoff early, when the next retry would fall due after it).
+            try await dispatcher.drain(timeout: .seconds(2))
             #expect(ContinuousClock.now - started >= .milliseconds(1900), "it kept going until its timeout")
             #expect(await log.requests.count >= 3, "retries that fell due within the timeout were made")
         }

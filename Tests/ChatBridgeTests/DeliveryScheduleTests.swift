@@ -131,10 +131,12 @@ struct DeliveryQuietHoursTests {
 
     @Test func aDueRowInsideTheWindowIsPostponedNotAttempted() async throws {
         let outbox = try OutboxFixture()
-        let night = try await outbox.queued("n1", chat: "a", rule: "night")
-        try await outbox.queued("n2", chat: "a", rule: "night")
-        try await outbox.queued("d1", chat: "b", rule: "day")
         let clock = utc("2026-11-24T23:30:00Z")
+        let due = clock.addingTimeInterval(-60)
+        for id in ["n1", "n2", "d1"] { try await outbox.event(id) }
+        let night = try await outbox.delivery("n1", chat: "a", rule: "night", due: due)
+        try await outbox.delivery("n2", chat: "a", rule: "night", due: due)
+        try await outbox.delivery("d1", chat: "b", rule: "day", due: due)
         try await withReceiver({ _, _ in receiverResponse(200) }) { url, http, log in
             let dispatcher = Dispatcher(
                 queue: outbox.store, sinks: ["hook": WebhookSink(name: "hook", url: Secret(url.absoluteString), httpClient: http)],
@@ -154,8 +156,9 @@ struct DeliveryQuietHoursTests {
 
     @Test func theSameRowGoesOutOnceTheWindowEnds() async throws {
         let outbox = try OutboxFixture()
-        try await outbox.queued("n1", chat: "a", rule: "night")
         let clock = utc("2026-11-25T07:00:00Z")
+        try await outbox.event("n1")
+        try await outbox.delivery("n1", chat: "a", rule: "night", due: clock)
         try await withReceiver({ _, _ in receiverResponse(200) }) { url, http, log in
             let dispatcher = Dispatcher(
                 queue: outbox.store, sinks: ["hook": WebhookSink(name: "hook", url: Secret(url.absoluteString), httpClient: http)],
@@ -236,6 +239,17 @@ struct DeliveryDigestTests {
         #expect(rows.map(\.eventID) == ["digest-1", "digest-2"], "e2 opened a digest of its own")
         let again = try await outbox.store.dueDeliveries(sink: "hook", now: late.addingTimeInterval(600), excluding: [], limit: 10)
         #expect(again.map { try? JSONValue.parse($0.eventJSON)["count"] } == [.int(1), .int(1)])
+    }
+
+    @Test func aDigestCanBeReplayedWithTheSameEvents() async throws {
+        let outbox = try OutboxFixture()
+        _ = try await outbox.write([detected("e1", chat: "a", name: "Ann", at: opened)], routes: [route], at: opened)
+        let due = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(600), excluding: [], limit: 10).first)
+        try await outbox.store.record(.delivered(status: 200), deliveryID: due.id, attempts: 1, at: opened.addingTimeInterval(600))
+        #expect(try await outbox.store.replay(eventID: "digest-1", now: opened.addingTimeInterval(700)) == 1)
+        let again = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(700), excluding: [], limit: 10).first)
+        #expect(again.id == due.id && again.eventJSON == due.eventJSON)
+        await #expect(throws: ReplayError.self) { try await outbox.store.replay(eventID: "digest-99") }
     }
 
     @Test func aDigestClosingInQuietHoursWaitsForTheirEnd() async throws {

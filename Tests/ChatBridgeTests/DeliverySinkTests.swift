@@ -250,7 +250,6 @@ struct DeliveryWebhookSinkTests {
             return
         }
         #expect(error.hasPrefix("sink team-hook: "))
-        #expect(!error.contains("timed out"), "refused at once, not waited out: \(error)")
         assertNoSecrets(outcome, url: url)
     }
 

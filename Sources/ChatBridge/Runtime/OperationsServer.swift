@@ -212,7 +212,7 @@ public struct HealthReport: Sendable, Hashable {
                 return Source(name: source.name, lastSuccessAt: success, problem: nil)  // still starting
             }
             var problem = if let success {
-                "no complete poll for \(Int(now.timeIntervalSince(success)))s"
+                "no complete poll for \(Int(now.timeIntervalSince(success).rounded()))s"
             } else {
                 "no complete poll in the \(Int(watching))s since start"
             }

@@ -279,15 +279,21 @@ extension SQLiteStore {
     /// `sink`, when given) become pending, due `now`, with their attempts and errors reset.
     /// The event id stays the same, and so does each row's `webhook-id`.
     ///
-    /// When `sink` is given and the event has no row for it, one is created with no rule.
+    /// When `sink` is given and the event has no row for it, one is created with no rule
+    /// (not for a digest: its rows are its sinks).
     ///
     /// - Returns: the number of rows queued (0 when the event has no delivery rows and no
     ///   sink was named).
     /// - Throws: ``ReplayError`` when no stored event has this id.
     public func replay(eventID: String, sink: String? = nil, now: Date = Date()) async throws -> Int {
         try await pool.write { db in
-            guard let event = try Row.fetchOne(db, sql: "SELECT source, chat_id FROM events WHERE id = ?", arguments: [eventID])
-            else { throw ReplayError(eventID: eventID) }
+            let event = try Row.fetchOne(db, sql: "SELECT source, chat_id FROM events WHERE id = ?", arguments: [eventID])
+            // A digest's row (`digest-ID`) has no event of its own; it goes out again with
+            // the same events, as it was sealed.
+            let isDigest = try event == nil && Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ? AND digest_id IS NOT NULL)
+                """, arguments: [eventID]) == true
+            guard event != nil || isDigest else { throw ReplayError(eventID: eventID) }
             var sql = """
                 UPDATE deliveries
                 SET status = 'pending', attempts = 0, next_attempt_at = ?, last_status = NULL, last_error = NULL,
@@ -301,7 +307,7 @@ extension SQLiteStore {
             }
             try db.execute(sql: sql, arguments: StatementArguments(arguments))
             let changed = db.changesCount
-            guard changed == 0, let sink else { return changed }
+            guard changed == 0, let sink, let event else { return changed }
             // No row for this sink yet: make one, in the chat's queue like the event's others.
             let existingKey = try String.fetchOne(
                 db, sql: "SELECT chat_key FROM deliveries WHERE event_id = ? LIMIT 1", arguments: [eventID])
