@@ -156,13 +156,7 @@ extension EndToEndTests {
             }
         }
 
-        @Test(.disabled("""
-            bug: cli.md says SIGTERM is graceful and "finishes the poll or delivery in hand, then exits 0", \
-            but a webhook delivery in flight is cut short (it stays pending with 0 attempts and is sent \
-            again by the next run, although the receiver had it). Shown by: a webhook sink whose \
-            receiver answers after 3 s; `chatbridge run`; kill -TERM while the request is open; \
-            `chatbridge deliveries` shows it pending
-            """))
+        @Test
         func aStopSignalFinishesTheDeliveryInHand() async throws {
             try await WebhookRecorder.withRunning(delay: { $0 == 0 ? .seconds(2) : nil }) { recorder in
                 try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 1, seed: 36)) { simulator in

@@ -122,6 +122,17 @@ public final class Dispatcher: Sendable {
         self.metrics = metrics
     }
 
+    /// Set by ``finishInFlight()``.
+    private let stopping = Mutex(false)
+
+    /// Stops starting attempts: ``run()`` returns once the attempts in flight have ended
+    /// and their outcomes are recorded (graceful shutdown: the delivery in hand finishes).
+    /// What was not started stays pending.
+    public func finishInFlight() {
+        stopping.withLock { $0 = true }
+        notifyNewDeliveries()
+    }
+
     /// Wakes every sink loop: new rows were written (or may fall due now).
     public func notifyNewDeliveries() {
         for wakeup in wakeups.values { wakeup.signal() }
@@ -191,6 +202,12 @@ public final class Dispatcher: Sendable {
             var storeFailures = 0
             while !Task.isCancelled {
                 if state.withLock({ $0.outputClosed }) { return }
+                if stopping.withLock({ $0 }) {
+                    waiting.removeAll()
+                    if state.withLock({ $0.inFlight.isEmpty }) { break }
+                    await wakeup.wait(timeout: .milliseconds(100))
+                    continue
+                }
 
                 // Start what was fetched while slots are free.
                 var inFlightCount = state.withLock { $0.inFlight.count }

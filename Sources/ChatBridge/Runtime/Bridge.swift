@@ -158,11 +158,14 @@ public final class Bridge: Service, Sendable {
                             }
                         }
                     }
+                    // The poll loops end on graceful shutdown or reload: then this
+                    // generation's dispatcher finishes the deliveries in hand and returns.
+                    state.dispatcher.finishInFlight()
                 }
-                // The poll loops end on graceful shutdown or reload (then this
-                // generation's dispatcher stops too); the dispatcher ends only by throwing.
+                // Cancellation (a second signal, or the shutdown deadline) cuts attempts
+                // short instead; a closed stdout ends everything at once.
                 defer { group.cancelAll() }
-                try await group.next()
+                while try await group.next() != nil {}
             }
         }
     }
