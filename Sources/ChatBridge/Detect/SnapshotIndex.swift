@@ -56,8 +56,18 @@ public struct SnapshotIndex: Sendable {
         for (id, entry) in entries { slots[ChatKey(id: id)] = Slot(id: id, entry: entry, seen: false) }
     }
 
+    /// An empty index with room for `capacity` chats, filled with ``set(_:_:)``.
+    public init(minimumCapacity capacity: Int) {
+        slots = Dictionary(minimumCapacity: capacity)
+    }
+
     /// Chats in the snapshot.
     public var count: Int { slots.count }
+
+    /// Every entry by chat id.
+    public var entries: [String: SnapshotEntry] {
+        Dictionary(uniqueKeysWithValues: slots.values.map { ($0.id, $0.entry) })
+    }
 
     /// Distinct chats this poll has listed so far.
     public var observedCount: Int { slots.values.reduce(0) { $0 + ($1.seen ? 1 : 0) } + newlySeen.count }

@@ -76,7 +76,7 @@ public actor SourcePoller {
                 index = cache
                 index.resetObservations()
             } else {
-                index = SnapshotIndex(try await store.snapshotIndex(source: source))
+                index = try await store.loadSnapshotIndex(source: source)
             }
             try await store.discardStaged(source: source)
             if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }

@@ -206,14 +206,19 @@ extension SQLiteStore {
 
     /// The digest and missing counter of every chat in `source`'s last complete snapshot.
     public func snapshotIndex(source: String) async throws -> [String: SnapshotEntry] {
+        try await loadSnapshotIndex(source: source).entries
+    }
+
+    /// The snapshot's digests and missing counters as the in-memory index a poll works
+    /// with, read straight into it: this is read at the start of every `run --once`.
+    public func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
         try await pool.read { db in
-            var index: [String: SnapshotEntry] = [:]
             let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM chats WHERE source = ?", arguments: [source]) ?? 0
-            index.reserveCapacity(count)
+            var index = SnapshotIndex(minimumCapacity: count)
             let rows = try Row.fetchCursor(
                 db, sql: "SELECT chat_id, digest, missing FROM chats WHERE source = ?", arguments: [source])
             while let row = try rows.next() {
-                index[row[0]] = SnapshotEntry(digest: UInt64(bitPattern: row[1]), missing: row[2])
+                index.set(row[0], SnapshotEntry(digest: UInt64(bitPattern: row[1]), missing: row[2]))
             }
             return index
         }
