@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import Logging
 import Testing
 import UnipileSimulator
 @testable import ChatBridge
@@ -244,22 +243,7 @@ func withFixedChatPage<T: Sendable>(_ page: String, _ body: (String) async throw
         headers[.contentType] = "application/json"
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
     }
-    var logger = Logger(label: "e2e-fixed-page")
-    logger.logLevel = .critical
-    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            portContinuation.yield(channel.localAddress?.port ?? 0)
-            portContinuation.finish()
-        },
-        logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-        defer { group.cancelAll() }
-        var iterator = ports.makeAsyncIterator()
-        let port = try #require(await iterator.next())
-        return try await body("http://127.0.0.1:\(port)")
+    return try await withLocalHTTPServer(router, label: "e2e-fixed-page") { port in
+        try await body("http://127.0.0.1:\(port)")
     }
 }

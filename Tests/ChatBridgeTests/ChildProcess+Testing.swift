@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
-import Logging
 import Synchronization
 import Testing
 @testable import ChatBridge
@@ -621,22 +620,7 @@ actor WebhookRecorder {
             await recorder.record(RecordedWebhook(headers: headers, body: Array(buffer.readableBytesView), status: code))
             return Response(status: HTTPResponse.Status(code: code), body: ResponseBody(byteBuffer: ByteBuffer(string: "ok")))
         }
-        var logger = Logger(label: "e2e-webhook-recorder")
-        logger.logLevel = .critical
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                portContinuation.yield(channel.localAddress?.port ?? 0)
-                portContinuation.finish()
-            },
-            logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
+        return try await withLocalHTTPServer(router, label: "e2e-webhook-recorder") { port in
             let recorder = WebhookRecorder(
                 url: "http://127.0.0.1:\(port)/hooks/\(secretPath)", status: status, delay: delay)
             holder.recorder = recorder

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import Hummingbird
-import Logging
 import Testing
 @testable import ChatBridge
 
@@ -79,31 +78,10 @@ func withReceiver<T: Sendable>(
         await log.end()
         return response
     }
-    var logger = Logger(label: "delivery-test-receiver")
-    logger.logLevel = .critical
-    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            portContinuation.yield(channel.localAddress?.port ?? 0)
-            portContinuation.finish()
-        },
-        logger: logger)
-    let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))
-    do {
-        let result = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            return try await body(try #require(URL(string: "http://127.0.0.1:\(port)/hooks/T0001/secret-path-token")), http, log)
+    return try await withTestHTTPClient(.init(redirectConfiguration: .disallow)) { http in
+        try await withLocalHTTPServer(router, label: "delivery-test-receiver") { port in
+            try await body(try #require(URL(string: "http://127.0.0.1:\(port)/hooks/T0001/secret-path-token")), http, log)
         }
-        try await http.shutdown()
-        return result
-    } catch {
-        try? await http.shutdown()
-        throw error
     }
 }
 

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import ChatBridge
 import Foundation
 import Hummingbird
-import Logging
 import Testing
 
 // The client against a real HTTP server on 127.0.0.1: a Hummingbird application started
@@ -74,31 +73,10 @@ private func withScriptedServer<T: Sendable>(
         let index = await log.append(seen)
         return await script(seen, index)
     }
-    var logger = Logger(label: "unipile-test-server")
-    logger.logLevel = .critical
-    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            portContinuation.yield(channel.localAddress?.port ?? 0)
-            portContinuation.finish()
-        },
-        logger: logger)
-    let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: UnipileClient.makeHTTPClientConfiguration())
-    do {
-        let result = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-            defer { group.cancelAll() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            return try await body(try #require(URL(string: "http://127.0.0.1:\(port)")), http, log)
+    return try await withTestHTTPClient(UnipileClient.makeHTTPClientConfiguration()) { http in
+        try await withLocalHTTPServer(router, label: "unipile-test-server") { port in
+            try await body(try #require(URL(string: "http://127.0.0.1:\(port)")), http, log)
         }
-        try await http.shutdown()
-        return result
-    } catch {
-        try? await http.shutdown()
-        throw error
     }
 }
 
