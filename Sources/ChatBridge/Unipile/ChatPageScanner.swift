@@ -600,48 +600,10 @@ private struct PageScanner {
     func decode(_ token: StringToken) -> String {
         let contents = UnsafeRawBufferPointer(rebasing: bytes[token.contents])
         guard token.hasEscapes else { return String(decoding: contents, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(contents.count)
-        var position = 0
-        while position < contents.count {
-            let byte = contents[position]
-            guard byte == ASCII.backslash else {
-                out.append(byte)
-                position += 1
-                continue
-            }
-            let escape = contents[position + 1]
-            position += 2
-            switch escape {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case ASCII.lowerU:
-                // Validated by scanString: four hex digits follow.
-                var scalar = Self.hexValue(contents, at: position) ?? 0xFFFD
-                position += 4
-                if (0xD800...0xDBFF).contains(scalar) {
-                    if position + 6 <= contents.count, contents[position] == ASCII.backslash,
-                        contents[position + 1] == ASCII.lowerU,
-                        let low = Self.hexValue(contents, at: position + 2), (0xDC00...0xDFFF).contains(low)
-                    {
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        position += 6
-                    } else {
-                        scalar = 0xFFFD
-                    }
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    scalar = 0xFFFD
-                }
-                let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                out.append(contentsOf: String(Character(unicode)).utf8)
-            default:
-                // `"`, `\` and `/` stand for themselves.
-                out.append(escape)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        // The token was validated: let `JSONValue`'s parser resolve the escapes, from the
+        // opening quote to the closing one, so that both read strings the same way.
+        let quoted = (token.contents.lowerBound - 1)..<(token.contents.upperBound + 1)
+        var parser = JSONParser(UnsafeRawBufferPointer(rebasing: bytes[quoted]))
+        return (try? parser.parseString()) ?? String(decoding: contents, as: UTF8.self)
     }
 }
