@@ -360,7 +360,17 @@ final class PipePump: Sendable {
             }
         }
         if inputOpen { close(input) }
-        if outputOpen { close(output) }
+        if outputOpen {
+            // Stopped (the child has exited, or the grace is over): keep what is already in
+            // the pipe, which a loaded machine may not have let the loop read in time.
+            // Bounded, in case a grandchild keeps writing.
+            for _ in 0..<64 {
+                let count = read(output, &buffer, buffer.count)
+                guard count > 0 else { break }
+                if kept.count < limit { kept.append(contentsOf: buffer.prefix(min(count, limit - kept.count))) }
+            }
+            close(output)
+        }
         return kept
     }
 }
