@@ -154,16 +154,7 @@ public enum TextLimit {
     /// `maxUTF8Bytes`.
     public static func prefix(_ text: String, maxUTF8Bytes: Int) -> String {
         guard text.utf8.count > maxUTF8Bytes else { return text }
-        var used = 0
-        var end = text.startIndex
-        for index in text.indices {
-            let next = text.index(after: index)
-            let size = text.utf8.distance(from: index, to: next)
-            if used + size > maxUTF8Bytes { break }
-            used += size
-            end = next
-        }
-        return String(text[..<end])
+        return String(text[..<end(of: text, budget: maxUTF8Bytes) { text.utf8.distance(from: $0, to: $1) }])
     }
 
     /// The longest prefix of `text` of whole characters (grapheme clusters) that takes at
@@ -174,15 +165,22 @@ public enum TextLimit {
         guard text.utf16.count > maxUTF16Units else { return text }
         let budget = maxUTF16Units - 1 // room for "…", one UTF-16 unit
         guard budget >= 0 else { return "" }
+        return String(text[..<end(of: text, budget: budget) { text.utf16.distance(from: $0, to: $1) }]) + "…"
+    }
+
+    /// Where the longest run of whole characters from the start of `text` ends whose
+    /// sizes (as `size` measures each character's range) add up to at most `budget`.
+    private static func end(
+        of text: String, budget: Int, size: (String.Index, String.Index) -> Int
+    ) -> String.Index {
         var used = 0
         var end = text.startIndex
         for index in text.indices {
             let next = text.index(after: index)
-            let size = text.utf16.distance(from: index, to: next)
-            if used + size > budget { break }
-            used += size
+            used += size(index, next)
+            if used > budget { break }
             end = next
         }
-        return String(text[..<end]) + "…"
+        return end
     }
 }
