@@ -6,7 +6,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "chatbridge", targets: ["chatbridge"]),
-        .library(name: "ChatBridge", targets: ["ChatBridge"]),
         .library(name: "CEL", targets: ["CEL"]),
         .library(name: "UnipileSimulator", targets: ["UnipileSimulator"]),
     ],
@@ -36,21 +35,75 @@ let package = Package(
             ]
         ),
 
-        // The engine: config, Unipile client, store, detection, rules, delivery, runtime.
+        // The stages of the flow, each a target, so that the compiler refuses a backward import:
+        //
+        //   ChatBridgeCore → ChatBridgeConfig → Unipile → Detect → Formats → Rules → Store
+        //     → StoreSQLite → Delivery → Runtime → chatbridge
+        //
+        // Values every stage shares: JSON, timestamps, ids, secrets, durations, the Event model.
+        .target(name: "ChatBridgeCore"),
+        // The configuration file: YAML with marks, ${VAR}, defaults, FILE:LINE:COLUMN diagnostics.
         .target(
-            name: "ChatBridge",
+            name: "ChatBridgeConfig",
+            dependencies: ["ChatBridgeCore", .product(name: "Yams", package: "Yams")]
+        ),
+        // The Unipile API: the client, paging, rate limit, and the page scanner.
+        .target(
+            name: "Unipile",
             dependencies: [
-                "CEL",
+                "ChatBridgeCore", "ChatBridgeConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Pure: the previous snapshot and this poll's chats in, events out (events.md).
+        .target(name: "Detect", dependencies: ["ChatBridgeCore"]),
+        // Pure: how an event reads as text or a webhook body (templates, summary, formats).
+        .target(
+            name: "Formats",
+            dependencies: ["ChatBridgeCore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        // Pure: rule files, CEL conditions, routing, and every rule policy as a decision.
+        .target(
+            name: "Rules",
+            dependencies: [
+                "ChatBridgeCore", "ChatBridgeConfig", "CEL", "Detect", "Formats",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The store interface: one poll session, the outbox, and the values they exchange.
+        .target(name: "Store", dependencies: ["ChatBridgeCore", "Detect", "Rules"]),
+        // The SQLite store: the only target that imports GRDB.
+        .target(
+            name: "StoreSQLite",
+            dependencies: [
+                "ChatBridgeCore", "Detect", "Rules", "Store",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The dispatcher, sinks, signing and retry schedule.
+        .target(
+            name: "Delivery",
+            dependencies: [
+                "ChatBridgeCore", "ChatBridgeConfig", "Formats", "Rules", "Store",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Assembles the services: pollers, dispatcher, retention, /metrics and /healthz, reload, shutdown.
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
+                "StoreSQLite", "Delivery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
 
@@ -58,21 +111,32 @@ let package = Package(
         .executableTarget(
             name: "chatbridge",
             dependencies: [
-                "ChatBridge",
-                "UnipileSimulator",
-                "CEL",
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
+                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
         // Benchmarks of the rules stage: `swift run -c release chatbridge-bench`.
-        .executableTarget(name: "chatbridge-bench", dependencies: ["ChatBridge", "CEL"]),
+        .executableTarget(
+            name: "chatbridge-bench",
+            dependencies: ["ChatBridgeCore", "ChatBridgeConfig", "Detect", "Rules", "CEL"]
+        ),
 
         .testTarget(name: "CELTests", dependencies: ["CEL"]),
         .testTarget(name: "UnipileSimulatorTests", dependencies: ["UnipileSimulator"]),
         .testTarget(
             name: "ChatBridgeTests",
-            dependencies: ["ChatBridge", "UnipileSimulator", "CEL", "chatbridge"]
+            dependencies: [
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
+                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -6,8 +6,10 @@
 //   3. loading and checking 1,000 rule files.
 // Numbers go to standard output; nothing is asserted.
 import CEL
-import ChatBridge
 import Foundation
+import ChatBridgeConfig
+import ChatBridgeCore
+import Rules
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds

@@ -1,7 +1,9 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
 import Logging
+import ChatBridgeConfig
+import ChatBridgeCore
+import Runtime
 
 @main
 struct ChatBridgeCommand: AsyncParsableCommand {
@@ -114,7 +116,5 @@ struct DurationArgument: ExpressibleByArgument {
         guard let duration = try? ConfigDuration.parse(argument) else { return nil }
         self.duration = duration
     }
-    var seconds: Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
+    var seconds: Double { duration.seconds }
 }

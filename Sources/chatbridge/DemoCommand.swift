@@ -1,8 +1,9 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
 import Logging
 import UnipileSimulator
+import ChatBridgeConfig
+import ChatBridgeCore
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

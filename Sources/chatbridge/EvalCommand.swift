@@ -1,6 +1,7 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
+import ChatBridgeCore
+import Rules
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

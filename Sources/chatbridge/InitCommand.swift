@@ -1,6 +1,6 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
+import ChatBridgeConfig
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,8 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
+import ChatBridgeCore
+import Rules
+import Store
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

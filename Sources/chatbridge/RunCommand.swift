@@ -1,9 +1,14 @@
 import ArgumentParser
 import AsyncHTTPClient
-import ChatBridge
 import Foundation
 import Logging
 import ServiceLifecycle
+import ChatBridgeConfig
+import ChatBridgeCore
+import Delivery
+import Rules
+import Runtime
+import Unipile
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

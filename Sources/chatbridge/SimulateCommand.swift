@@ -1,8 +1,8 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
 import Logging
 import UnipileSimulator
+import ChatBridgeCore
 
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

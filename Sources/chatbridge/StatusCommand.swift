@@ -1,6 +1,7 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
+import ChatBridgeCore
+import Runtime
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

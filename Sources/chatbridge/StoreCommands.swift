@@ -1,6 +1,9 @@
 import ArgumentParser
-import ChatBridge
 import Foundation
+import ChatBridgeConfig
+import ChatBridgeCore
+import Store
+import StoreSQLite
 
 /// Opens the store named by the config for reading, or exits 1 saying why.
 func openStoreForReading(_ configuration: ChatBridgeConfiguration) throws -> SQLiteStore {

@@ -3,7 +3,16 @@ import Foundation
 import Hummingbird
 import Testing
 import UnipileSimulator
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 // Chat content is hostile data (delivery.md, exec; DEVELOPERS.md): names that look like
 // shell, markup, mentions and templates go through the built binary to every kind of

@@ -1,4 +1,13 @@
-import ChatBridge
+import ChatBridgeConfig
+import ChatBridgeCore
+import Delivery
+import Detect
+import Formats
+import Rules
+import Runtime
+import Store
+import StoreSQLite
+import Unipile
 import Testing
 
 @Suite("Config durations")

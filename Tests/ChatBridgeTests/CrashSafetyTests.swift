@@ -1,7 +1,16 @@
 import Foundation
 import Testing
 import UnipileSimulator
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 #if canImport(Glibc)
 import Glibc

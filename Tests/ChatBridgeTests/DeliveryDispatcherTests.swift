@@ -5,7 +5,16 @@ import Hummingbird
 import Logging
 import Synchronization
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 #if canImport(Glibc)
 import Glibc
@@ -288,7 +297,7 @@ struct DeliveryStoreTests {
         #expect(records.map(\.status) == ["delivered", "pending", "pending"])
         #expect(records[1].attempts == 1 && records[1].nextAttemptAt == at.addingTimeInterval(30))
         #expect(records[2].attempts == 0 && records[2].nextAttemptAt == at.addingTimeInterval(600), "postponed, not attempted")
-        try await outbox.store.postpone(deliveryID: second, until: at.addingTimeInterval(900))
+        try await outbox.store.record([DeliveryUpdate(deliveryID: second, change: .postponed(until: at.addingTimeInterval(900)), at: at)])
         #expect(try await outbox.records()[1].nextAttemptAt == at.addingTimeInterval(900))
         #expect(try await outbox.records()[1].attempts == 1)
     }

@@ -1,7 +1,16 @@
 import Crypto
 import Foundation
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 // The pure parts of delivery, on plain values: retry schedule, Retry-After, outcome
 // classification, templates, the default summary, body formats, signing.
@@ -101,7 +110,7 @@ struct DeliveryRetryPolicyTests {
             for _ in 0..<200 {
                 let delay = policy.delay(afterFailedAttempt: attempt, using: &random)
                 #expect(delay >= .zero && delay <= ceiling)
-                seen.insert(RetryPolicy.nanoseconds(delay))
+                seen.insert(delay.clampedNanoseconds)
             }
         }
         #expect(seen.count > 1000, "jitter spreads the waits")
@@ -123,7 +132,7 @@ struct DeliveryRetryPolicyTests {
                 continue
             }
             #expect(notBefore >= now)
-            #expect(notBefore <= now.addingTimeInterval(RetryPolicy.seconds(policy.backoffCeiling(afterFailedAttempt: attempt))))
+            #expect(notBefore <= now.addingTimeInterval((policy.backoffCeiling(afterFailedAttempt: attempt)).seconds))
         }
         #expect(policy.decision(afterFailedAttempt: 5, now: now, retryAfter: nil, using: &random) == .giveUp)
         #expect(RetryPolicy(maxAttempts: 1).decision(afterFailedAttempt: 1, now: now, retryAfter: nil, using: &random) == .giveUp)

@@ -3,7 +3,16 @@ import Foundation
 import GRDB
 import Synchronization
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 // Batched reading and recording keep per-chat order; quiet hours and digests (rules.md),
 // over a real store in a temp folder, a real receiver on 127.0.0.1 and injected clocks.
@@ -31,14 +40,14 @@ private func detected(_ id: String, chat chatID: String, name: String, at date: 
 }
 
 extension OutboxFixture {
-    /// Writes events through the poll transaction's ``EventWriter``, with `routes` for
+    /// Writes events through the poll transaction's ``OutboxWriter``, with `routes` for
     /// every event, at `date`.
     func write(_ events: [Event], routes: [OutboxRoute], at date: Date) async throws -> PollApplication {
-        try await store.pool.write { [store] db in
-            let writer = EventWriter(store: store, db: db, router: { _ in routes }, now: date)
+        try await store.pool.write { db in
+            let writer = OutboxWriter(db: db, router: { _ in routes }, now: date)
             var application = PollApplication()
             for event in events {
-                try writer.write(event, chatKey: "main/\(event.chatID ?? "")", into: &application)
+                try writer.write(event, orderingKey: "main/\(event.chatID ?? "")", into: &application)
             }
             return application
         }

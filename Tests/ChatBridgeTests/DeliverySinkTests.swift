@@ -3,7 +3,16 @@ import Crypto
 import Foundation
 import Hummingbird
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,15 @@
 import Foundation
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 private func object(_ text: String) -> JSONObject {
     try! JSONValue.parse(text).objectValue!
@@ -188,15 +197,15 @@ struct SupportTests {
 struct SnapshotIndexTests {
     @Test func observationsAbsencesAndReappearances() {
         var index = SnapshotIndex([
-            "a": SnapshotEntry(digest: 1, missing: 0),
-            "b": SnapshotEntry(digest: 2, missing: 1),
-            "c": SnapshotEntry(digest: 3, missing: 0),
+            "a": SnapshotEntry(fingerprint: 1, missing: 0),
+            "b": SnapshotEntry(fingerprint: 2, missing: 1),
+            "c": SnapshotEntry(fingerprint: 3, missing: 0),
         ])
-        #expect(index.observe(id: "a", digest: 1) == .unchanged)
-        #expect(index.observe(id: "b", digest: 9) == .changed)
-        #expect(index.observe(id: "n", digest: 5) == .new)
-        #expect(index.observe(id: "n", digest: 5) == .repeated)
-        #expect(index.observe(id: "a", digest: 1) == .repeated, "a chat listed twice counts once")
+        #expect(index.observe(id: "a", fingerprint: 1) == .unchanged)
+        #expect(index.observe(id: "b", fingerprint: 9) == .changed)
+        #expect(index.observe(id: "n", fingerprint: 5) == .new)
+        #expect(index.observe(id: "n", fingerprint: 5) == .repeated)
+        #expect(index.observe(id: "a", fingerprint: 1) == .repeated, "a chat listed twice counts once")
         #expect(index.absent().map(\.id) == ["c"])
         #expect(index.reappeared() == ["b"])
         #expect(index.observedCount == 3)

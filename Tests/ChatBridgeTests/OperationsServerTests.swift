@@ -12,7 +12,16 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import UnipileSimulator
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 /// A clock the test moves by hand.
 private final class ManualClock: Sendable {
@@ -38,30 +47,9 @@ private struct StorePolls {
     func complete(
         _ ids: [String], at finishedAt: Date, emit: Bool = false, router: @escaping EventRouter = everythingToStdout
     ) async throws -> PollApplication {
-        let record = try await store.sourceRecord(source)
-        let isBaseline = record?.baselineDone != true
-        let index = isBaseline ? [:] : try await store.snapshotIndex(source: source)
-        var staged: [StagedChat] = []
-        for id in ids {
-            let text = Self.chat(id)
-            let digest = ChatDigest.digest(of: Array(text.utf8), seed: store.digestSeed)
-            if index[id]?.digest == digest { continue }
-            staged.append(StagedChat(id: id, accountID: "acc", accountType: "LINKEDIN", raw: Data(text.utf8), digest: digest))
-        }
-        if isBaseline {
-            try await store.beginBaseline(source: source, filterFingerprint: fingerprint)
-            try await store.storeBaselineChats(source: source, chats: staged)
-        } else {
-            try await store.stage(source: source, chats: staged)
-        }
-        let absent = index.keys.filter { !ids.contains($0) }.map { (id: $0, missing: index[$0]!.missing) }
-        let plan = SnapshotRules.planAbsences(knownCount: index.count, absent: absent, suspiciousStreak: 0)
-        return try await store.applyCompletePoll(
-            CompletedPoll(
-                source: source, filterFingerprint: fingerprint, isBaseline: isBaseline, emitBaseline: emit,
-                startedAt: finishedAt.addingTimeInterval(-1), finishedAt: finishedAt, pages: 1, items: ids.count,
-                reappeared: [], absences: plan),
-            router: router)
+        var driver = PollDriver(store: store, source: source)
+        driver.emitBaseline = emit
+        return try await driver.poll(ids.map(Self.chat), at: finishedAt, router: router)
     }
 
     /// A failed poll that finished at `finishedAt`, with `error` as its stored reason.

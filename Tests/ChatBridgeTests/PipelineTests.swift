@@ -3,7 +3,16 @@ import Foundation
 import Logging
 import Testing
 import UnipileSimulator
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 /// One source polling the built-in simulator over loopback into a real SQLite file.
 struct PipelineHarness {

@@ -4,7 +4,16 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 /// Writes rows straight into the store's tables, at chosen times, as months of running
 /// would have left them.

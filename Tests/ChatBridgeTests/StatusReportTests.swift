@@ -1,6 +1,15 @@
 import Foundation
 import Testing
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 @Suite("chatbridge status: what needs attention")
 struct StatusReportTests {

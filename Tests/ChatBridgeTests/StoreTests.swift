@@ -1,63 +1,16 @@
 import Foundation
 import GRDB
 import Testing
-@testable import ChatBridge
-
-/// Drives the store the way a poller does, with chats written as JSON text.
-private struct PollDriver {
-    let store: SQLiteStore
-    let source: String
-    var fingerprint = #"{"account_ids":[],"account_type":null,"unread":null}"#
-    var emitBaseline = false
-
-    func chat(_ id: String, _ fields: String = "") -> String {
-        #"{"object":"Chat","id":"\#(id)","account_id":"acc","account_type":"LINKEDIN""#
-            + (fields.isEmpty ? "" : ",\(fields)") + "}"
-    }
-
-    /// One complete poll listing `chats` (JSON texts); returns the application.
-    @discardableResult
-    func poll(_ chats: [String], router: @escaping EventRouter = everythingToStdout) async throws -> PollApplication {
-        let record = try await store.sourceRecord(source)
-        let isBaseline = record == nil || record?.baselineDone == false || record?.filterFingerprint != fingerprint
-        let index = isBaseline ? [:] : try await store.snapshotIndex(source: source)
-        if isBaseline { try await store.beginBaseline(source: source, filterFingerprint: fingerprint) }
-        var seen = Set<String>()
-        var staged: [StagedChat] = []
-        for text in chats {
-            let value = try JSONValue.parse(text)
-            let id = value["id"]!.stringValue!
-            let digest = ChatDigest.digest(of: Array(text.utf8), seed: store.digestSeed)
-            let first = seen.insert(id).inserted
-            if first, let entry = index[id], entry.digest == digest { continue }
-            staged.append(StagedChat(
-                id: id, accountID: value["account_id"]?.stringValue, accountType: value["account_type"]?.stringValue,
-                raw: Data(text.utf8), digest: digest))
-        }
-        if isBaseline {
-            try await store.storeBaselineChats(source: source, chats: staged)
-        } else {
-            try await store.stage(source: source, chats: staged)
-        }
-        var absent: [(id: String, missing: Int)] = []
-        var reappeared: [String] = []
-        for (id, entry) in index {
-            if !seen.contains(id) { absent.append((id, entry.missing)) } else if entry.missing > 0 { reappeared.append(id) }
-        }
-        let plan = SnapshotRules.planAbsences(
-            knownCount: index.count, absent: absent, suspiciousStreak: record?.suspiciousStreak ?? 0)
-        return try await store.applyCompletePoll(
-            CompletedPoll(
-                source: source, filterFingerprint: fingerprint, isBaseline: isBaseline, emitBaseline: emitBaseline,
-                startedAt: Date(), finishedAt: Date(), pages: 1, items: chats.count, reappeared: reappeared,
-                absences: plan),
-            router: router)
-    }
-
-    func events() async throws -> [JSONValue] {
-        try await store.events(EventQuery()).map { try JSONValue.parse($0.json) }
-    }
-}
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 @Suite("SQLite store: snapshots, events and the outbox")
 struct StoreTests {
@@ -67,7 +20,7 @@ struct StoreTests {
         let driver = PollDriver(store: store, source: "main")
         let baseline = try await driver.poll([driver.chat("a", #""unread_count":0"#), driver.chat("b", #""unread_count":1"#)])
         #expect(baseline.eventCount == 0)
-        #expect(try await store.snapshotIndex(source: "main").count == 2)
+        #expect(try await store.loadSnapshotIndex(source: "main").entries.count == 2)
 
         let unchanged = try await driver.poll([driver.chat("a", #""unread_count":0"#), driver.chat("b", #""unread_count":1"#)])
         #expect(unchanged.eventCount == 0)
@@ -113,7 +66,7 @@ struct StoreTests {
         #expect(events[0]["type"] == .string("chat.removed"))
         #expect(events[0]["chat_id"] == .string("d"))
         #expect(events[0]["chat"]?["id"] == .string("d"), "a removed chat carries its last stored object")
-        #expect(try await store.snapshotIndex(source: "main")["d"] == nil)
+        #expect(try await store.loadSnapshotIndex(source: "main").entries["d"] == nil)
     }
 
     @Test func chatListedTwiceCountsOnce() async throws {
@@ -135,7 +88,7 @@ struct StoreTests {
         try await driver.poll([driver.chat("a")])
         try await driver.poll([driver.chat("a")])
         #expect(try await driver.events().isEmpty, "no chat.removed for chats outside the new filter")
-        #expect(try await store.snapshotIndex(source: "main").keys.sorted() == ["a"])
+        #expect(try await store.loadSnapshotIndex(source: "main").entries.keys.sorted() == ["a"])
     }
 
     @Test func failedPollChangesNothingAndAccountErrorIsOncePerOutage() async throws {
@@ -150,7 +103,7 @@ struct StoreTests {
         ]
         func fail() async throws -> PollApplication {
             try await store.stage(source: "main", chats: [StagedChat(
-                id: "zzz", accountID: nil, accountType: nil, raw: Data("{}".utf8), digest: 1)])
+                id: "zzz", accountID: nil, accountType: nil, raw: Data("{}".utf8), fingerprint: 1)])
             return try await store.recordFailedPoll(
                 FailedPoll(source: "main", filterFingerprint: driver.fingerprint, startedAt: Date(), finishedAt: Date(),
                            pages: 1, items: 0, error: "HTTP 401", accountError: error),

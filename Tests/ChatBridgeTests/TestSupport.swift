@@ -1,5 +1,14 @@
 import Foundation
-@testable import ChatBridge
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Detect
+@testable import Formats
+@testable import Rules
+@testable import Runtime
+@testable import Store
+@testable import StoreSQLite
+@testable import Unipile
 
 /// A fresh folder under the system's temp folder, removed when the value is dropped.
 final class TemporaryDirectory: @unchecked Sendable {

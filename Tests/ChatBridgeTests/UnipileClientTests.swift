@@ -1,5 +1,14 @@
 import AsyncHTTPClient
-import ChatBridge
+import ChatBridgeConfig
+import ChatBridgeCore
+import Delivery
+import Detect
+import Formats
+import Rules
+import Runtime
+import Store
+import StoreSQLite
+import Unipile
 import Foundation
 import Hummingbird
 import Testing
@@ -138,7 +147,7 @@ private func pollFailure(
     sourceLocation: SourceLocation = #_sourceLocation
 ) async -> PollFailure? {
     do {
-        let summary = try await client.fetchAllChats(query, digestSeed: 1) { _ in await pagesSeen?.increment() }
+        let summary = try await client.fetchAllChats(query, fingerprintSeed: 1) { _ in await pagesSeen?.increment() }
         Issue.record("the poll completed: \(summary)", sourceLocation: sourceLocation)
         return nil
     } catch {
@@ -169,7 +178,7 @@ struct UnipileClientTests {
         ]
         try await withScriptedServer({ _, index in answer(pages[min(index, pages.count - 1)]) }) { baseURL, http, log in
             let collected = PagesCollector()
-            let summary = try await client(baseURL, http).fetchAllChats(ChatListQuery(pageSize: 2), digestSeed: 42) { page in
+            let summary = try await client(baseURL, http).fetchAllChats(ChatListQuery(pageSize: 2), fingerprintSeed: 42) { page in
                 await collected.add(page)
             }
             #expect(summary == PollSummary(pages: 3, items: 3, bytes: pages.reduce(0) { $0 + $1.utf8.count }))
@@ -190,7 +199,7 @@ struct UnipileClientTests {
             #expect(String(decoding: seen[0].rawBytes(of: second), as: UTF8.self) == chatJSON("chat_2", name: "Zoë \"quoted\" {braces}"))
             #expect(seen[0].rawData(of: second) == Data(chatJSON("chat_2", name: "Zoë \"quoted\" {braces}").utf8))
             #expect(try seen[0].decode(second)["name"]?.stringValue == "Zoë \"quoted\" {braces}")
-            #expect(second.digest == ChatDigest.digest(of: Array(seen[0].rawBytes(of: second)), seed: 42))
+            #expect(second.fingerprint == ChatFingerprint.fingerprint(of: Array(seen[0].rawBytes(of: second)), seed: 42))
         }
     }
 
@@ -200,7 +209,7 @@ struct UnipileClientTests {
             let query = ChatListQuery(
                 pageSize: 50, accountType: "LINKEDIN", accountIDs: ["acc_1", "acc_2"], unread: false,
                 before: "2025-06-01T00:00:00.000Z", after: "2025-01-01T00:00:00.000Z")
-            _ = try await client(baseURL, http).fetchAllChats(query, digestSeed: 0) { _ in }
+            _ = try await client(baseURL, http).fetchAllChats(query, fingerprintSeed: 0) { _ in }
             let request = try #require(await log.requests.first)
             #expect(request.parameters["limit"] == "50")
             #expect(request.parameters["account_type"] == "LINKEDIN")
@@ -219,7 +228,7 @@ struct UnipileClientTests {
     @Test("no filters: only the page size is sent")
     func noFilters() async throws {
         try await withScriptedServer({ _, _ in answer(pageJSON([], cursor: nil)) }) { baseURL, http, log in
-            _ = try await client(baseURL, http).fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
+            _ = try await client(baseURL, http).fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
             #expect(await log.requests.first?.rawQuery == "limit=250")
         }
     }
@@ -228,7 +237,7 @@ struct UnipileClientTests {
     func baseURLWithPath() async throws {
         try await withScriptedServer({ _, _ in answer(pageJSON([], cursor: nil)) }) { baseURL, http, log in
             let prefixed = try #require(URL(string: baseURL.absoluteString + "/proxy/unipile/"))
-            _ = try await client(prefixed, http).fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
+            _ = try await client(prefixed, http).fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
             #expect(await log.requests.first?.path == "/proxy/unipile/api/v1/chats")
         }
     }
@@ -421,7 +430,7 @@ struct UnipileClientTests {
             #expect(failure.description == "page 1: malformed page: the page body is larger than 2000 bytes")
             // Within the cap, the same page is fine.
             capped.maxPageBytes = big.utf8.count
-            let summary = try await capped.fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
+            let summary = try await capped.fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
             #expect(summary.items == 50)
         }
     }
@@ -468,7 +477,7 @@ struct UnipileClientTests {
             answer(pageJSON([chatJSON("c\(index)")], cursor: index < 4 ? "p\(index + 1)" : nil))
         }) { baseURL, http, log in
             let started = ContinuousClock.now
-            let summary = try await client(baseURL, http, rate: 20).fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
+            let summary = try await client(baseURL, http, rate: 20).fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
             let elapsed = ContinuousClock.now - started
             #expect(summary.pages == 5)
             #expect(elapsed >= .milliseconds(200))
@@ -487,8 +496,8 @@ struct UnipileClientTests {
             let shared = client(baseURL, http, rate: 20)
             let copy = shared
             let started = ContinuousClock.now
-            async let first = shared.fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
-            async let second = copy.fetchAllChats(ChatListQuery(), digestSeed: 0) { _ in }
+            async let first = shared.fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
+            async let second = copy.fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { _ in }
             let summaries = try await [first, second]
             let elapsed = ContinuousClock.now - started
             #expect(summaries.map(\.pages) == [3, 3])
@@ -530,7 +539,7 @@ struct UnipileClientTests {
             baseURL, http, log in
             let polling = client(baseURL, http)
             do throws(PollFailure) {
-                _ = try await polling.fetchAllChats(ChatListQuery(), digestSeed: 0) { page in
+                _ = try await polling.fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { page in
                     if page.number == 2 { throw StoreFull() }
                 }
                 Issue.record("the poll completed")
@@ -545,7 +554,7 @@ struct UnipileClientTests {
 
             // A PollFailure from the handler passes through as it is.
             do throws(PollFailure) {
-                _ = try await polling.fetchAllChats(ChatListQuery(), digestSeed: 0) { page in
+                _ = try await polling.fetchAllChats(ChatListQuery(), fingerprintSeed: 0) { page in
                     throw PollFailure.malformed("chat is not storable", page: page.number)
                 }
             } catch {

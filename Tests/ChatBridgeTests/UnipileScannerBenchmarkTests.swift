@@ -1,4 +1,13 @@
-import ChatBridge
+import ChatBridgeConfig
+import ChatBridgeCore
+import Delivery
+import Detect
+import Formats
+import Rules
+import Runtime
+import Store
+import StoreSQLite
+import Unipile
 import Foundation
 import Testing
 
@@ -11,7 +20,7 @@ import Testing
 /// ```
 @Suite("UnipileScannerBenchmark", .enabled(if: ProcessInfo.processInfo.environment["CHATBRIDGE_BENCHMARK"] == "1"))
 struct UnipileScannerBenchmarkTests {
-    @Test("scan + digest 100,000 chats")
+    @Test("scan + fingerprint 100,000 chats")
     func scanHundredThousandChats() throws {
         let chatCount = 100_000
         let pageSize = 250
@@ -40,7 +49,7 @@ struct UnipileScannerBenchmarkTests {
             ids.reserveCapacity(chatCount)
             let elapsed = try clock.measure {
                 for page in pages {
-                    let scanned = try ChatPageScanner.scan(page, digestSeed: 0xC0FFEE)
+                    let scanned = try ChatPageScanner.scan(page, fingerprintSeed: 0xC0FFEE)
                     for item in scanned.items { ids.append(item.id) }
                 }
             }

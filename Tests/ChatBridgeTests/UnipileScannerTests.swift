@@ -1,4 +1,13 @@
-import ChatBridge
+import ChatBridgeConfig
+import ChatBridgeCore
+import Delivery
+import Detect
+import Formats
+import Rules
+import Runtime
+import Store
+import StoreSQLite
+import Unipile
 import Foundation
 import Testing
 
@@ -14,7 +23,7 @@ private func scanned(
     _ text: String, seed: UInt64 = 7, sourceLocation: SourceLocation = #_sourceLocation
 ) -> ScannedPage? {
     do {
-        return try ChatPageScanner.scan(text, digestSeed: seed)
+        return try ChatPageScanner.scan(text, fingerprintSeed: seed)
     } catch {
         Issue.record("page rejected: \(error)", sourceLocation: sourceLocation)
         return nil
@@ -24,7 +33,7 @@ private func scanned(
 /// The error message for `text`; records an issue when it is accepted.
 private func rejection(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
     do {
-        let page = try ChatPageScanner.scan(text, digestSeed: 0)
+        let page = try ChatPageScanner.scan(text, fingerprintSeed: 0)
         Issue.record("page accepted: \(page.items.map(\.id))", sourceLocation: sourceLocation)
         return ""
     } catch {
@@ -34,7 +43,7 @@ private func rejection(_ text: String, sourceLocation: SourceLocation = #_source
 
 private func rejection(bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> String {
     do {
-        _ = try ChatPageScanner.scan(bytes, digestSeed: 0)
+        _ = try ChatPageScanner.scan(bytes, fingerprintSeed: 0)
         Issue.record("page accepted", sourceLocation: sourceLocation)
         return ""
     } catch {
@@ -44,7 +53,7 @@ private func rejection(bytes: [UInt8], sourceLocation: SourceLocation = #_source
 
 @Suite("Unipile page scanner")
 struct UnipileScannerTests {
-    @Test("finds each item, its account fields, exact byte range and digest")
+    @Test("finds each item, its account fields, exact byte range and fingerprint")
     func basicPage() throws {
         let first = #"{"object":"Chat","id":"chat_1","account_id":"acc_1","account_type":"LINKEDIN","unread_count":3}"#
         let second = #"{ "account_type" : "WHATSAPP" , "id" : "chat_2" , "name" : null }"#
@@ -60,16 +69,16 @@ struct UnipileScannerTests {
         #expect(page.items[1].accountType == "WHATSAPP")
         #expect(String(decoding: bytes[page.items[0].range], as: UTF8.self) == first)
         #expect(String(decoding: bytes[page.items[1].range], as: UTF8.self) == second)
-        #expect(page.items[0].digest == ChatDigest.digest(of: Array(first.utf8), seed: 99))
-        #expect(page.items[1].digest == ChatDigest.digest(of: Array(second.utf8), seed: 99))
+        #expect(page.items[0].fingerprint == ChatFingerprint.fingerprint(of: Array(first.utf8), seed: 99))
+        #expect(page.items[1].fingerprint == ChatFingerprint.fingerprint(of: Array(second.utf8), seed: 99))
     }
 
-    @Test("the digest depends on the seed and on every byte")
+    @Test("the fingerprint depends on the seed and on every byte")
     func digestKeyed() throws {
         let item = #"{"id":"c","unread_count":1}"#
-        let a = try #require(scanned(pageText([item]), seed: 1)).items[0].digest
-        let b = try #require(scanned(pageText([item]), seed: 2)).items[0].digest
-        let c = try #require(scanned(pageText([#"{"id":"c","unread_count":2}"#]), seed: 1)).items[0].digest
+        let a = try #require(scanned(pageText([item]), seed: 1)).items[0].fingerprint
+        let b = try #require(scanned(pageText([item]), seed: 2)).items[0].fingerprint
+        let c = try #require(scanned(pageText([#"{"id":"c","unread_count":2}"#]), seed: 1)).items[0].fingerprint
         #expect(a != b)
         #expect(a != c)
     }
@@ -194,7 +203,7 @@ struct UnipileScannerTests {
         }
         // Valid sequences of every length pass.
         let good: [UInt8] = [0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80]
-        #expect((try? ChatPageScanner.scan(prefix + good + suffix, digestSeed: 0)) != nil)
+        #expect((try? ChatPageScanner.scan(prefix + good + suffix, fingerprintSeed: 0)) != nil)
     }
 
     @Test(
@@ -255,7 +264,7 @@ struct UnipileScannerTests {
                 if bytes.isEmpty { bytes = original }
             }
             let expected = Self.expectedPage(bytes)
-            let actual = try? ChatPageScanner.scan(bytes, digestSeed: 1)
+            let actual = try? ChatPageScanner.scan(bytes, fingerprintSeed: 1)
             let text = String(decoding: bytes, as: UTF8.self)
             #expect(actual?.items.map(\.id) == expected?.ids, "\(text)")
             #expect(actual?.items.map(\.accountID) == expected?.accountIDs, "\(text)")
@@ -294,15 +303,15 @@ struct UnipileScannerTests {
     }
 }
 
-@Suite("Unipile chat digest")
+@Suite("Unipile chat fingerprint")
 struct UnipileDigestTests {
     @Test("XXH64 reference vectors")
     func referenceVectors() {
-        #expect(ChatDigest.digest(of: Array("".utf8), seed: 0) == 0xEF46_DB37_51D8_E999)
-        #expect(ChatDigest.digest(of: Array("a".utf8), seed: 0) == 0xD24E_C4F1_A98C_6E5B)
-        #expect(ChatDigest.digest(of: Array("abc".utf8), seed: 0) == 0x44BC_2CF5_AD77_0999)
-        #expect(ChatDigest.digest(of: Array("Nobody inspects the spammish repetition".utf8), seed: 0) == 0xFBCE_A83C_8A37_8BF1)
-        #expect(ChatDigest.digest(of: Array("xxhash".utf8), seed: 20_141_025) == 0xB559_B98D_844E_0635)
+        #expect(ChatFingerprint.fingerprint(of: Array("".utf8), seed: 0) == 0xEF46_DB37_51D8_E999)
+        #expect(ChatFingerprint.fingerprint(of: Array("a".utf8), seed: 0) == 0xD24E_C4F1_A98C_6E5B)
+        #expect(ChatFingerprint.fingerprint(of: Array("abc".utf8), seed: 0) == 0x44BC_2CF5_AD77_0999)
+        #expect(ChatFingerprint.fingerprint(of: Array("Nobody inspects the spammish repetition".utf8), seed: 0) == 0xFBCE_A83C_8A37_8BF1)
+        #expect(ChatFingerprint.fingerprint(of: Array("xxhash".utf8), seed: 20_141_025) == 0xB559_B98D_844E_0635)
     }
 
     /// Computed with the reference libxxhash 0.8.1 (`XXH64(data, n, seed)`), on
@@ -323,10 +332,10 @@ struct UnipileDigestTests {
         ] as [(Int, UInt64, UInt64)])
     func vectors(length: Int, seed: UInt64, expected: UInt64) {
         let data = (0..<length).map { UInt8(($0 * 31 + 7) & 0xFF) }
-        #expect(ChatDigest.digest(of: data, seed: seed) == expected)
+        #expect(ChatFingerprint.fingerprint(of: data, seed: seed) == expected)
         // Unaligned input gives the same answer.
         let shifted = [0] + data
-        #expect(ChatDigest.digest(of: shifted[1...], seed: seed) == expected)
+        #expect(ChatFingerprint.fingerprint(of: shifted[1...], seed: seed) == expected)
     }
 }
 

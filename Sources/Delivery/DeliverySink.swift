@@ -1,0 +1,151 @@
+import Foundation
+import ChatBridgeCore
+import Formats
+
+/// A destination for deliveries: standard output, a webhook, a local command.
+///
+/// A sink makes one attempt per call and says how it went; it never retries by itself,
+/// never touches the store and never throws: the ``Dispatcher`` decides what an outcome
+/// means for the outbox row (delivered, retried later, dead) with its ``RetryPolicy``.
+/// A sink is shared by every delivery in flight for it, so it must be `Sendable` and
+/// safe to call concurrently.
+///
+/// ```swift
+/// struct CountingSink: DeliverySink {
+///     let delivered = Mutex(0)
+///     func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+///         delivered.withLock { $0 += 1 }
+///         return .delivered(status: nil)
+///     }
+/// }
+///
+/// let dispatcher = Dispatcher(
+///     queue: store,
+///     sinks: ["count": CountingSink(), "stdout": StdoutSink()],
+///     policy: RetryPolicy(maxAttempts: 5),
+///     concurrency: 8)
+/// try await dispatcher.run()
+/// ```
+package protocol DeliverySink: Sendable {
+    /// Makes one attempt at `request`. Must return within the sink's own timeout.
+    func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome
+
+    /// At most this many deliveries of this sink run at once, whatever the configured
+    /// concurrency; `nil` (the default) for no limit of the sink's own. Standard output
+    /// says 1: its lines come out in order.
+    var maximumConcurrency: Int? { get }
+}
+
+extension DeliverySink {
+    package var maximumConcurrency: Int? { nil }
+}
+
+/// One attempt at one (event, rule, sink) delivery, as a sink sees it.
+package struct DeliveryRequest: Sendable {
+    /// The outbox row; `nil` for deliveries that have no row (`chatbridge rules test`).
+    package var deliveryID: Int64?
+    /// The event id: unique, the same on every retry and replay.
+    package var eventID: String
+    /// The stored event JSON, without `rule`.
+    package var event: JSONValue
+    /// The rule that matched, or `nil` when no rules are configured.
+    package var rule: String?
+    /// The sink's name, for messages and `webhook-id`.
+    package var sink: String
+    /// The rule's `template`, which overrides the sink's own for the text it renders;
+    /// `nil` when the rule has none (then the sink's template, else the default summary).
+    package var template: DeliveryTemplate?
+    /// 1 for the first attempt.
+    package var attempt: Int
+
+    package init(
+        deliveryID: Int64? = nil, eventID: String, event: JSONValue, rule: String?, sink: String,
+        template: DeliveryTemplate? = nil, attempt: Int = 1
+    ) {
+        self.deliveryID = deliveryID
+        self.eventID = eventID
+        self.event = event
+        self.rule = rule
+        self.sink = sink
+        self.template = template
+        self.attempt = attempt
+    }
+
+    /// The event as users receive it: with `"rule": NAME` when a rule matched.
+    package var eventWithRule: JSONValue {
+        guard let rule, case .object(var object) = event else { return event }
+        object["rule"] = .string(rule)
+        return .object(object)
+    }
+}
+
+/// How one attempt went, as a sink reports it.
+package enum DeliveryOutcome: Sendable, Hashable {
+    /// Delivered: 2xx, exit status 0, line written. `status` is the HTTP status or exit code.
+    case delivered(status: Int?)
+    /// Failed, worth another attempt (5xx, 429, timeouts, connection errors, non-zero
+    /// exit). `retryAfter` is the earliest time the receiver asked for, if it did.
+    case retry(status: Int?, error: String, retryAfter: Date? = nil)
+    /// Failed for good (other 4xx, redirects): another attempt would fail the same way.
+    case dead(status: Int?, error: String)
+    /// The output is gone (standard output closed: `chatbridge run | head -3`). The
+    /// delivery stays pending and the dispatcher stops.
+    case outputClosed
+
+    /// The HTTP status or exit code, when there is one.
+    package var status: Int? {
+        switch self {
+        case .delivered(let status), .retry(let status, _, _), .dead(let status, _): status
+        case .outputClosed: nil
+        }
+    }
+}
+
+/// What an HTTP response or failure means for a delivery (delivery.md, "Outcome").
+///
+/// Pure: the webhook sink hands it the status, the headers it needs and the first bytes
+/// of the body. Messages name the sink, never its URL.
+package enum HTTPOutcome {
+    /// The number of body bytes kept in an error message.
+    package static let keptBodyBytes = 1024
+
+    /// Classifies a response.
+    ///
+    /// - 2xx: delivered.
+    /// - 408, 425, 429, 5xx: retried; `Retry-After` (seconds or HTTP-date) sets the
+    ///   earliest next attempt.
+    /// - 3xx: dead (a POST is never redirected), with `Location` in the error.
+    /// - other 4xx (and anything else): dead, with the status and the first 1 KiB of the body.
+    package static func classify(
+        status: Int, location: String?, retryAfter: String?, body: [UInt8], sink: String, now: Date
+    ) -> DeliveryOutcome {
+        let excerpt = bodyExcerpt(body)
+        let described = excerpt.isEmpty ? "sink \(sink): HTTP \(status)" : "sink \(sink): HTTP \(status): \(excerpt)"
+        switch status {
+        case 200...299:
+            return .delivered(status: status)
+        case 408, 425, 429, 500...599:
+            return .retry(status: status, error: described, retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
+        case 300...399:
+            let target = location.map { " to \(TextLimit.prefix($0, maxUTF8Bytes: keptBodyBytes))" } ?? " (no Location)"
+            return .dead(status: status, error: "sink \(sink): HTTP \(status) redirect\(target), not followed for POST")
+        default:
+            return .dead(status: status, error: described)
+        }
+    }
+
+    /// A failure before any response: connection refused, TLS, timeout. Always retried.
+    package static func failure(_ reason: String, sink: String) -> DeliveryOutcome {
+        .retry(status: nil, error: "sink \(sink): \(reason)")
+    }
+
+    /// The first ``keptBodyBytes`` bytes of a body as text, cut at a character boundary,
+    /// control characters shown as spaces so that an error stays one readable line.
+    package static func bodyExcerpt(_ body: [UInt8]) -> String {
+        let text = TextLimit.prefix(String(decoding: body.prefix(keptBodyBytes + 4), as: UTF8.self), maxUTF8Bytes: keptBodyBytes)
+        let cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            scalar.properties.generalCategory == .control ? " " : scalar
+        }))
+        return cleaned.trimmingCharacters(in: .whitespaces)
+    }
+}

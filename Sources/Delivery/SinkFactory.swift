@@ -1,0 +1,73 @@
+import AsyncHTTPClient
+import Foundation
+import ChatBridgeConfig
+import Formats
+
+/// Builds the sink a configuration entry describes.
+///
+/// Templates were validated when the configuration was loaded; should one still fail to
+/// parse here, the sink cannot work as configured and every attempt at it is dead at once
+/// with the reason (nothing is silently dropped or sent in a shape nobody asked for).
+///
+/// ```swift
+/// let http = HTTPClient(eventLoopGroupProvider: .singleton,
+///                       configuration: .init(redirectConfiguration: .disallow))
+/// var sinks: [String: any DeliverySink] = [:]
+/// for (name, sink) in configuration.sinks {
+///     sinks[name] = makeSink(name: name, configuration: sink, httpClient: http)
+/// }
+/// ```
+///
+/// - Parameters:
+///   - environment: the environment exec sinks pass on to their commands (the
+///     process's own, unless a test says otherwise).
+///   - standardOutput: the file descriptor of the `stdout` sink.
+package func makeSink(
+    name: String,
+    configuration: SinkConfiguration,
+    httpClient: HTTPClient,
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    standardOutput: Int32 = 1
+) -> any DeliverySink {
+    switch configuration.kind {
+    case .standardOutput:
+        return StdoutSink(fileDescriptor: standardOutput)
+    case .webhook(let webhook):
+        var template: DeliveryTemplate?
+        if let text = webhook.template {
+            do {
+                template = try DeliveryTemplate(text)
+            } catch {
+                return MisconfiguredSink(reason: "sink \(name): \(error)")
+            }
+        }
+        return WebhookSink(
+            name: name,
+            url: webhook.url,
+            format: DeliveryFormat(rawValue: webhook.format.rawValue) ?? .json,
+            template: template,
+            signer: webhook.secret.map { WebhookSigner(secret: $0.value) },
+            headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },
+            timeout: webhook.timeout,
+            httpClient: httpClient)
+    case .exec(let exec):
+        switch exec.command {
+        case .shell(let script):
+            return ExecSink(name: name, command: .shell(script), timeout: exec.timeout, environment: environment)
+        case .arguments(let argv):
+            do {
+                return try ExecSink(name: name, argv: argv, timeout: exec.timeout, environment: environment)
+            } catch {
+                return MisconfiguredSink(reason: "sink \(name): \(error)")
+            }
+        }
+    }
+}
+
+/// A sink whose configuration cannot work: every attempt is dead at once, with why.
+struct MisconfiguredSink: DeliverySink {
+    package let reason: String
+    func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        .dead(status: nil, error: reason)
+    }
+}

@@ -1,0 +1,197 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ChatBridgeCore
+import Formats
+import Unipile
+
+/// The `webhook` sink: one `POST` per attempt (delivery.md, "webhook").
+///
+/// The request carries `Content-Type: application/json`, `User-Agent: chatbridge/VERSION`,
+/// the Standard Webhooks headers (``WebhookSigner``) and the sink's extra headers. The
+/// body is the event (`json`) or a chat message of TEXT (``DeliveryFormat``), where TEXT is
+/// the rule's template, else the sink's, else ``DeliverySummary``, rendered with the event.
+///
+/// The outcome follows ``HTTPOutcome/classify(status:location:retryAfter:body:sink:now:)``:
+/// 2xx delivered; 408, 425, 429, 5xx, timeouts and connection errors retried; other 4xx
+/// and 3xx dead. At most 1 KiB of an error body is read.
+///
+/// The URL is a secret (incoming-webhook URLs are credentials): it appears in no error
+/// and no log line. Messages say `sink team-slack: HTTP 500`, `sink team-slack: timed out
+/// after 10 s`. Header values are secrets too (often tokens).
+///
+/// All webhook sinks share one `HTTPClient`, created by the runtime with redirects
+/// disallowed (a POST must not be replayed elsewhere, and custom headers must not follow):
+///
+/// ```swift
+/// let http = HTTPClient(eventLoopGroupProvider: .singleton,
+///                       configuration: .init(redirectConfiguration: .disallow))
+/// let sink = WebhookSink(name: "team-slack", url: Secret(slackURL), format: .slack,
+///                        signer: WebhookSigner(secret: "whsec_..."), httpClient: http)
+/// ```
+package struct WebhookSink: DeliverySink {
+    package let name: String
+    private let url: Secret
+    package let format: DeliveryFormat
+    /// The sink's own template; a rule's template overrides it.
+    package let template: DeliveryTemplate?
+    private let signer: WebhookSigner?
+    /// Extra headers, in order; values are secrets.
+    private let headers: [(name: String, value: Secret)]
+    package let timeout: Duration
+    private let httpClient: HTTPClient
+    package let userAgent: String
+    private let now: @Sendable () -> Date
+
+    /// The most of a 2xx body that is read (then dropped); a receiver that streams more
+    /// has its connection closed instead.
+    static let successBodyLimit = 64 << 10
+
+    /// Names whose value the sink sets itself; a configured header of the same name is
+    /// ignored (a signature must match the body sent).
+    static let reservedHeaderNames: Set<String> = [
+        "content-type", "content-length", "host", "transfer-encoding", "connection",
+        "webhook-id", "webhook-timestamp", "webhook-signature",
+    ]
+
+    package init(
+        name: String,
+        url: Secret,
+        format: DeliveryFormat = .json,
+        template: DeliveryTemplate? = nil,
+        signer: WebhookSigner? = nil,
+        headers: [(name: String, value: Secret)] = [],
+        timeout: Duration = .seconds(10),
+        httpClient: HTTPClient,
+        userAgent: String = "chatbridge/\(ChatBridgeVersion.current)",
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.name = name
+        self.url = url
+        self.format = format
+        self.template = template
+        self.signer = signer
+        self.headers = headers.filter { !Self.reservedHeaderNames.contains($0.name.lowercased()) }
+        self.timeout = timeout
+        self.httpClient = httpClient
+        self.userAgent = userAgent
+        self.now = now
+    }
+
+    /// The body and the TEXT it carries, for an event as delivered (with `rule`): what
+    /// the sink would send. `chatbridge rules test` shows it without sending.
+    package func body(for request: DeliveryRequest) -> [UInt8] {
+        let event = request.eventWithRule
+        guard format.usesText else { return format.body(event: event, text: "") }
+        let text = (request.template ?? template).map { $0.render(event) } ?? DeliverySummary.text(for: event)
+        return format.body(event: event, text: text)
+    }
+
+    package func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        let body = body(for: request)
+        var httpRequest = HTTPClientRequest(url: url.value)
+        httpRequest.method = .POST
+        httpRequest.headers.add(name: "Content-Type", value: "application/json")
+        httpRequest.headers.add(name: "User-Agent", value: userAgent)
+        let id = WebhookSigner.messageID(eventID: request.eventID, rule: request.rule, sink: request.sink)
+        for header in WebhookSigner.headers(id: id, timestamp: now(), body: body, signer: signer) {
+            httpRequest.headers.add(name: header.name, value: header.value)
+        }
+        for header in headers {
+            httpRequest.headers.replaceOrAdd(name: header.name, value: header.value.value)
+        }
+        httpRequest.body = .bytes(ByteBuffer(bytes: body))
+
+        let timeout = timeout
+        let finishedRequest = httpRequest
+        do {
+            let response = try await withThrowingTaskGroup(of: Exchange?.self) { group in
+                group.addTask { try await self.exchange(finishedRequest) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                // The first child to finish decides: the answer, or the timeout.
+                guard case .some(.some(let exchange)) = try await group.next() else { throw TimedOut() }
+                return exchange
+            }
+            return HTTPOutcome.classify(
+                status: response.status, location: response.location, retryAfter: response.retryAfter,
+                body: response.body, sink: name, now: now())
+        } catch {
+            return HTTPOutcome.failure(describe(error), sink: name)
+        }
+    }
+
+    // MARK: One exchange
+
+    private struct Exchange: Sendable {
+        var status: Int
+        var location: String?
+        var retryAfter: String?
+        var body: [UInt8]
+    }
+
+    private struct TimedOut: Error {}
+
+    private func exchange(_ request: HTTPClientRequest) async throws -> Exchange {
+        let response = try await httpClient.execute(request, deadline: .now() + .nanoseconds(timeout.clampedNanoseconds))
+        let status = Int(response.status.code)
+        let limit = (200..<300).contains(status) ? Self.successBodyLimit : HTTPOutcome.keptBodyBytes
+        var body: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                let room = limit - body.count
+                chunk.withUnsafeReadableBytes { body.append(contentsOf: $0.prefix(room)) }
+                if body.count >= limit { break }
+            }
+        } catch where !(error is CancellationError) && !Task.isCancelled {
+            // The status says what happened; a body cut short must not hide it.
+        }
+        return Exchange(
+            status: status,
+            location: response.headers.first(name: "Location"),
+            retryAfter: response.headers.first(name: "Retry-After"),
+            body: (200..<300).contains(status) ? [] : body)
+    }
+
+    /// A failure in words that never contain the URL (nor its host or path).
+    private func describe(_ error: any Error) -> String {
+        if error is TimedOut { return "timed out after \(timeout.secondsText)" }
+        if error is CancellationError || Task.isCancelled { return "cancelled" }
+        if let error = error as? HTTPClientError {
+            if error == .deadlineExceeded || error == .readTimeout || error == .writeTimeout {
+                return "timed out after \(timeout.secondsText)"
+            }
+            if error == .connectTimeout { return "timed out connecting" }
+            if error == .tlsHandshakeTimeout { return "timed out in the TLS handshake" }
+            if error == .remoteConnectionClosed { return "the receiver closed the connection" }
+            if error == .cancelled { return "cancelled" }
+            if error == .invalidURL || error == .emptyHost || error == .emptyScheme {
+                return "the configured URL is not a valid http(s) URL"
+            }
+        }
+        let text = String(describing: error)
+        for (pattern, phrase) in [
+            ("connection refused", "connection refused"),
+            ("connectionrefused", "connection refused"),
+            ("timed out", "timed out connecting"),
+            ("network is unreachable", "network unreachable"),
+            ("no route to host", "no route to host"),
+            ("connection reset", "connection reset by the receiver"),
+            ("nxdomain", "the host name does not resolve"),
+            ("name or service not known", "the host name does not resolve"),
+            ("no address", "the host name does not resolve"),
+            ("certificate", "TLS certificate error"),
+            ("ssl", "TLS error"),
+            ("tls", "TLS error"),
+        ] where text.lowercased().contains(pattern) {
+            return phrase
+        }
+        // The type's name only: a description can hold the host, the path or the query.
+        return "request failed (\(type(of: error)))"
+    }
+
+}

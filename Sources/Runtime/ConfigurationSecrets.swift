@@ -1,0 +1,16 @@
+import ChatBridgeConfig
+extension ChatBridgeConfiguration {
+    /// Every secret value of the configuration (API keys, webhook URLs, signing secrets,
+    /// header values), for the log redactor.
+    package var secretValues: [String] {
+        var values: [String] = sources.map(\.apiKey.value)
+        for sink in sinks.values {
+            if case .webhook(let webhook) = sink.kind {
+                values.append(webhook.url.value)
+                if let secret = webhook.secret { values.append(secret.value) }
+                values.append(contentsOf: webhook.headers.values.map(\.value))
+            }
+        }
+        return values
+    }
+}

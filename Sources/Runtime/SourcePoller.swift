@@ -1,0 +1,232 @@
+import ChatBridgeCore
+import Foundation
+import Logging
+import ChatBridgeConfig
+import Detect
+import Rules
+import Store
+import Unipile
+
+/// How one poll of a source ended.
+package enum PollOutcome: Sendable, Hashable {
+    /// Every page was read and the snapshot applied.
+    case complete(events: Int, deliveries: Int, baseline: Bool)
+    /// The poll was abandoned; the stored snapshot is unchanged.
+    case failed(reason: String, authentication: Bool)
+
+    package var isComplete: Bool {
+        if case .complete = self { return true }
+        return false
+    }
+}
+
+/// Polls one source: reads every page, sets aside what changed, and applies the
+/// complete poll to the store in one transaction (events.md, "Snapshot rules"), through
+/// one ``PollSession``.
+///
+/// The poller keeps the fingerprints of the last snapshot in memory between polls, so
+/// that an unchanged poll reads nothing from the database and writes only its `polls`
+/// row. The cache is a copy of what the store holds; after any doubt (a failed apply) it
+/// is dropped and read again.
+package actor SourcePoller {
+    package let configuration: SourceConfiguration
+    private let client: UnipileClient
+    private let store: any SnapshotStore
+    private let emitBaseline: Bool
+    private let logger: Logger
+    private let clock: @Sendable () -> Date
+    private var cache: SnapshotIndex?
+    /// Where each poll's outcome, duration, chat count and events are counted (`/metrics`).
+    private let metrics: BridgeMetrics?
+
+    package init(
+        configuration: SourceConfiguration, client: UnipileClient, store: any SnapshotStore, emitBaseline: Bool,
+        logger: Logger, metrics: BridgeMetrics? = nil, clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.client = client
+        self.store = store
+        self.emitBaseline = emitBaseline
+        self.metrics = metrics
+        self.clock = clock
+        var logger = logger
+        logger[metadataKey: "source"] = .string(configuration.name)
+        self.logger = logger
+    }
+
+    /// Account id and type to put on `account.*` events, when the filters name exactly one.
+    private var accountIdentity: (id: String?, type: String?) {
+        (configuration.accountIDs.count == 1 ? configuration.accountIDs[0] : nil, configuration.accountType?.rawValue)
+    }
+
+    /// How far a poll got, for the record of a failed one.
+    private struct Progress {
+        var pages = 0
+        var items = 0
+    }
+
+    /// One complete poll, or a failed one. Never throws: failures are outcomes, recorded
+    /// in the store and logged.
+    package func poll(router: @escaping EventRouter) async -> PollOutcome {
+        let startedAt = clock()
+        var progress = Progress()
+        do {
+            return try await completePoll(startedAt: startedAt, progress: &progress, router: router)
+        } catch {
+            return await recordFailure(error, startedAt: startedAt, progress: progress, router: router)
+        }
+    }
+
+    private func completePoll(
+        startedAt: Date, progress: inout Progress, router: @escaping EventRouter
+    ) async throws -> PollOutcome {
+        var session = try await PollSession.begin(
+            store: store, source: configuration.name, filterFingerprint: configuration.filterFingerprint)
+        if session.filtersChanged { logger.notice("filters changed: this poll is a new baseline") }
+        var index = try await startingIndex(for: session)
+        let clock = self.clock
+        let summary = try await client.fetchAllChats(
+            ChatListQuery(source: configuration), fingerprintSeed: store.fingerprintSeed
+        ) { page in
+            var staged: [StagedChat] = []
+            for item in page.items {
+                // A chat listed twice in one poll counts once; its later copy wins.
+                if index.observe(id: item.id, fingerprint: item.fingerprint) == .unchanged { continue }
+                staged.append(StagedChat(
+                    id: item.id, accountID: item.accountID, accountType: item.accountType,
+                    raw: page.rawData(of: item), fingerprint: item.fingerprint))
+            }
+            try await session.stage(staged, now: clock())
+        }
+        progress = Progress(pages: summary.pages, items: summary.items)
+        try Task.checkCancellation()
+
+        let poll = completedPoll(session: session, index: index, startedAt: startedAt, progress: progress)
+        let applied: PollApplication
+        do {
+            applied = try await session.commit(poll, router: router)
+        } catch {
+            cache = nil
+            throw error
+        }
+        updateCache(after: poll, applied: applied, index: index)
+        report(poll, applied: applied, chats: index.observedCount)
+        return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: poll.isBaseline)
+    }
+
+    /// The index this poll compares with: the cached one when there is one.
+    private func startingIndex(for session: PollSession) async throws -> SnapshotIndex {
+        if session.isBaseline {
+            cache = nil
+            return SnapshotIndex()
+        }
+        if var index = cache {
+            index.resetObservations()
+            return index
+        }
+        return try await session.loadIndex()
+    }
+
+    /// What the complete poll saw, with the absences planned by ``SnapshotRules``.
+    private func completedPoll(
+        session: PollSession, index: SnapshotIndex, startedAt: Date, progress: Progress
+    ) -> CompletedPoll {
+        let absent = index.absent()
+        let plan = SnapshotRules.planAbsences(
+            knownCount: index.count, absent: absent, suspiciousStreak: session.record?.suspiciousStreak ?? 0)
+        if plan.suspicious {
+            logger.warning(
+                "\(absent.count) of \(index.count) known chats missing from this poll: holding removals until confirmed",
+                metadata: ["suspicious_streak": "\(plan.suspiciousStreak)"])
+        }
+        let identity = accountIdentity
+        return CompletedPoll(
+            source: configuration.name, filterFingerprint: configuration.filterFingerprint,
+            isBaseline: session.isBaseline, emitBaseline: emitBaseline, startedAt: startedAt, finishedAt: clock(),
+            pages: progress.pages, items: progress.items, reappeared: index.reappeared(), absences: plan,
+            accountID: identity.id, accountType: identity.type)
+    }
+
+    /// Logs and counts a complete poll.
+    private func report(_ poll: CompletedPoll, applied: PollApplication, chats: Int) {
+        let elapsed = clock().timeIntervalSince(poll.startedAt)
+        logger.log(
+            level: applied.eventCount > 0 || poll.isBaseline ? .info : .debug,
+            "poll complete",
+            metadata: [
+                "pages": "\(poll.pages)", "chats": "\(poll.items)", "events": "\(applied.eventCount)",
+                "deliveries": "\(applied.deliveryCount)", "baseline": "\(poll.isBaseline)",
+                "seconds": "\(String(format: "%.3f", elapsed))",
+            ])
+        for suppression in applied.suppressed {
+            logger.info(
+                "match throttled: nothing sent",
+                metadata: [
+                    "rule": "\(suppression.rule)", "event": "\(suppression.eventID)",
+                    "until": "\(Timestamp.iso8601(suppression.until))",
+                ])
+        }
+        metrics?.recordCompletePoll(
+            source: poll.source, duration: .seconds(exactly: elapsed), chats: chats,
+            kindCounts: applied.kindCounts, finishedAt: poll.finishedAt)
+        metrics?.recordSuppressed(applied.suppressed)
+    }
+
+    /// Records a poll that did not complete, logs it and says how it ended.
+    private func recordFailure(
+        _ error: any Error, startedAt: Date, progress: Progress, router: @escaping EventRouter
+    ) async -> PollOutcome {
+        let failure = error as? PollFailure
+        let reason = failure.map { "\($0)" } ?? (error is CancellationError ? "stopped" : "\(error)")
+        let apiError = failure?.apiError
+        let authentication = apiError?.isAuthenticationFailure ?? false
+        let identity = accountIdentity
+        let failed = FailedPoll(
+            source: configuration.name, filterFingerprint: configuration.filterFingerprint, startedAt: startedAt,
+            finishedAt: clock(), pages: progress.pages, items: progress.items, error: reason,
+            accountError: authentication ? apiError?.json : nil,
+            accountID: identity.id, accountType: identity.type)
+        // A stopped poll is recorded too (store.md): in a task of its own, which the
+        // cancellation that stopped the poll does not reach.
+        let store = self.store
+        let recorded = await Task { try await store.recordFailedPoll(failed, router: router) }.result
+        switch recorded {
+        case .success(let applied):
+            metrics?.recordEvents(applied.kindCounts)  // the account.error of an outage
+            if applied.eventCount > 0 {
+                logger.error("account needs attention: \(reason)")
+            } else if Self.isStop(error) {
+                logger.debug("poll stopped before it completed; nothing changed")
+            } else {
+                logger.warning("poll failed: \(reason)")
+            }
+        case .failure(let recordError):
+            logger.error("poll failed (\(reason)), and recording it failed too: \(recordError)")
+        }
+        metrics?.recordFailedPoll(source: configuration.name, duration: .seconds(exactly: clock().timeIntervalSince(startedAt)))
+        return .failed(reason: reason, authentication: authentication)
+    }
+
+    /// Whether a poll ended because it was stopped, not because anything failed.
+    private static func isStop(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        if case .cancelled? = error as? PollFailure { return true }
+        return false
+    }
+
+    /// Keeps the in-memory fingerprints in step with what the transaction just stored.
+    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index: SnapshotIndex) {
+        if poll.isBaseline {
+            cache = nil  // read again on the next poll: the baseline was written in SQL
+            return
+        }
+        var next = index
+        for id in poll.absences.stillMissing { next.updateMissing(id, reset: false) }
+        for id in poll.reappeared { next.updateMissing(id, reset: true) }
+        for (id, fingerprint) in applied.updatedFingerprints {
+            next.set(id, SnapshotEntry(fingerprint: fingerprint, missing: 0))
+        }
+        for id in applied.removed { next.set(id, nil) }
+        cache = next
+    }
+}

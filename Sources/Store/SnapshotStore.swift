@@ -1,0 +1,146 @@
+import ChatBridgeCore
+import Detect
+import Foundation
+import Rules
+
+/// The snapshot side of a store, as a poll sees it: what a ``PollSession`` calls.
+///
+/// A store executes decisions and makes none: which chats changed is decided by the
+/// poller's ``SnapshotIndex``, what each change means by ``EventDetector``, which
+/// absences count by ``SnapshotRules``, where each event goes and when by the rules'
+/// router and ``OutboxPlanner``. An implementation carries those out, and guarantees that
+/// a complete poll is applied in one transaction: all of it or none of it.
+///
+/// SQLite (`StoreSQLite`) implements it; every implementation passes the store
+/// conformance suite of the tests.
+package protocol SnapshotStore: Sendable {
+    /// The key of chat fingerprints: random per store, so that whoever writes chat names
+    /// cannot predict a fingerprint.
+    var fingerprintSeed: UInt64 { get }
+
+    /// The stored record of `source`, or `nil` before its first poll.
+    func sourceRecord(_ source: String) async throws -> SourceRecord?
+
+    /// Every stored source record, by name.
+    func sourceRecords() async throws -> [SourceRecord]
+
+    /// The chats of the last complete snapshot as the API sent them; of one source or all.
+    func snapshotChats(source: String?) async throws -> [(source: String, chat: JSONValue)]
+
+    /// The fingerprints and missing counters of `source`'s last complete snapshot.
+    func loadSnapshotIndex(source: String) async throws -> SnapshotIndex
+
+    /// Forgets what an earlier poll of `source` had staged and did not apply.
+    func discardStaged(source: String) async throws
+
+    /// Starts a baseline: forgets the snapshot of `source`, marks it not yet baselined.
+    func beginBaseline(source: String, filterFingerprint: String) async throws
+
+    /// Writes chats of a baseline in progress straight into the snapshot (not a snapshot
+    /// until ``applyCompletePoll(_:router:)`` marks the baseline done).
+    func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws
+
+    /// Sets aside new or changed chats of a poll in progress; nothing a reader sees.
+    func stage(source: String, chats: [StagedChat]) async throws
+
+    /// Applies a complete poll in one transaction: staged chats, missing counters,
+    /// removals, the events ``EventDetector`` makes of them, and the outbox rows that
+    /// `router` and ``OutboxPlanner`` decide.
+    func applyCompletePoll(_ poll: CompletedPoll, router: @escaping EventRouter) async throws -> PollApplication
+
+    /// Records a poll that did not complete; the snapshot is untouched. Stores the
+    /// `account.error` that ``EventDetector/accountEvent(outstanding:failure:complete:accountID:accountType:)``
+    /// calls for, with its outbox rows.
+    func recordFailedPoll(_ poll: FailedPoll, router: @escaping EventRouter) async throws -> PollApplication
+}
+
+/// One poll of one source against a store: begin → stage pages → commit, or fail.
+///
+/// The session decides nothing the pure stages decide; it holds the order of the
+/// calls, so that the poller and the tests drive a store the same way.
+///
+/// ```swift
+/// var session = try await PollSession.begin(store: store, source: "main", filterFingerprint: filters)
+/// for page in pages { try await session.stage(page) }
+/// let applied = try await session.commit(poll, router: rules.router)
+/// ```
+package struct PollSession: Sendable {
+    package let store: any SnapshotStore
+    package let source: String
+    package let filterFingerprint: String
+    /// The source as the store knew it when the poll began (`nil` before its first poll).
+    package let record: SourceRecord?
+    /// Whether this poll is the source's baseline (``SnapshotRules/needsBaseline(baselineDone:storedFilters:filters:)``).
+    package let isBaseline: Bool
+    /// How many bytes of chats a baseline writes per transaction: large enough that the
+    /// index pages are not rewritten hundreds of times, small enough to stay out of the
+    /// way of the dispatcher's writes and to keep memory flat.
+    package static let baselineBatchBytes = 16 << 20
+
+    private var baselineBatch: [StagedChat] = []
+    private var baselineBytes = 0
+
+    private init(store: any SnapshotStore, source: String, filterFingerprint: String, record: SourceRecord?) {
+        self.store = store
+        self.source = source
+        self.filterFingerprint = filterFingerprint
+        self.record = record
+        isBaseline = SnapshotRules.needsBaseline(
+            baselineDone: record?.baselineDone, storedFilters: record?.filterFingerprint, filters: filterFingerprint)
+    }
+
+    /// Begins a poll of `source`: reads its record, drops anything an earlier poll left
+    /// staged, and for a baseline forgets the old snapshot.
+    package static func begin(
+        store: any SnapshotStore, source: String, filterFingerprint: String
+    ) async throws -> PollSession {
+        let record = try await store.sourceRecord(source)
+        let session = PollSession(store: store, source: source, filterFingerprint: filterFingerprint, record: record)
+        try await store.discardStaged(source: source)
+        if session.isBaseline { try await store.beginBaseline(source: source, filterFingerprint: filterFingerprint) }
+        return session
+    }
+
+    /// Whether this baseline replaces a snapshot taken with other filters.
+    package var filtersChanged: Bool {
+        guard let record, record.baselineDone else { return false }
+        return record.filterFingerprint != filterFingerprint
+    }
+
+    /// The snapshot index this poll compares with: empty for a baseline.
+    package func loadIndex() async throws -> SnapshotIndex {
+        isBaseline ? SnapshotIndex() : try await store.loadSnapshotIndex(source: source)
+    }
+
+    /// Sets aside the new or changed chats of one page. A baseline's chats go straight
+    /// into the snapshot, in few large transactions.
+    package mutating func stage(_ chats: [StagedChat], now: Date) async throws {
+        guard isBaseline else {
+            try await store.stage(source: source, chats: chats)
+            return
+        }
+        // Few large transactions: every commit rewrites the index pages it touched,
+        // and a baseline's ids arrive in random order.
+        baselineBatch.append(contentsOf: chats)
+        baselineBytes += chats.reduce(0) { $0 + $1.raw.count }
+        if baselineBytes >= Self.baselineBatchBytes { try await flushBaseline(now: now) }
+    }
+
+    private mutating func flushBaseline(now: Date) async throws {
+        guard !baselineBatch.isEmpty else { return }
+        try await store.storeBaselineChats(source: source, chats: baselineBatch, now: now)
+        baselineBatch.removeAll(keepingCapacity: true)
+        baselineBytes = 0
+    }
+
+    /// Applies the complete poll in one transaction.
+    package mutating func commit(_ poll: CompletedPoll, router: @escaping EventRouter) async throws -> PollApplication {
+        try await flushBaseline(now: poll.finishedAt)
+        return try await store.applyCompletePoll(poll, router: router)
+    }
+
+    /// Records that the poll did not complete; the snapshot stays as it was.
+    package func fail(_ poll: FailedPoll, router: @escaping EventRouter) async throws -> PollApplication {
+        try await store.recordFailedPoll(poll, router: router)
+    }
+}

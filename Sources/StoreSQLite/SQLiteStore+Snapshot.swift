@@ -1,0 +1,430 @@
+import Foundation
+import GRDB
+import ChatBridgeCore
+import Detect
+import Rules
+import Store
+
+extension SQLiteStore {
+    // MARK: Reading the snapshot
+
+    /// The stored record of `source`, or `nil` before its first poll.
+    package func sourceRecord(_ source: String) async throws -> SourceRecord? {
+        try await pool.read { db in try Self.fetchSourceRecord(db, source) }
+    }
+
+    /// Every stored source record, by name.
+    package func sourceRecords() async throws -> [SourceRecord] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sources ORDER BY name").compactMap {
+                try Self.fetchSourceRecord(db, $0)
+            }
+        }
+    }
+
+    static func fetchSourceRecord(_ db: Database, _ source: String) throws -> SourceRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sources WHERE name = ?", arguments: [source]) else {
+            return nil
+        }
+        var record = SourceRecord(name: row["name"], filterFingerprint: row["filter_fingerprint"])
+        record.baselineDone = row["baseline_done"]
+        if let text: String = row["account_error"] { record.accountError = try? JSONValue.parse(text) }
+        record.consecutiveFailures = row["consecutive_failures"]
+        record.suspiciousStreak = row["suspicious_streak"]
+        record.lastPollAt = (row["last_poll_at"] as Double?).map(Date.init(storeValue:))
+        record.lastOutcome = row["last_outcome"]
+        record.lastError = row["last_error"]
+        record.lastSuccessAt = (row["last_success_at"] as Double?).map(Date.init(storeValue:))
+        record.failingSince = (row["failing_since"] as Double?).map(Date.init(storeValue:))
+        return record
+    }
+
+    /// The snapshot's fingerprints and missing counters as the in-memory index a poll works
+    /// with, read straight into it: this is read at the start of every `run --once`.
+    package func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
+        try await pool.read { db in
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM chats WHERE source = ?", arguments: [source]) ?? 0
+            var index = SnapshotIndex(minimumCapacity: count)
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?", arguments: [source])
+            while let row = try rows.next() {
+                index.set(row[0], SnapshotEntry(fingerprint: UInt64(bitPattern: row[1]), missing: row[2]))
+            }
+            return index
+        }
+    }
+
+    /// The chats of the last complete snapshot, as the API sent them, newest activity
+    /// first; of one source or of all.
+    package func snapshotChats(source: String?) async throws -> [(source: String, chat: JSONValue)] {
+        try await pool.read { db in
+            // A baseline in progress is not a snapshot yet.
+            let sql = "SELECT source, raw FROM chats WHERE source IN (SELECT name FROM sources WHERE baseline_done)"
+                + (source == nil ? "" : " AND source = ?") + " ORDER BY source, rowid"
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: source.map { [$0] } ?? [])
+            var result: [(source: String, chat: JSONValue)] = []
+            while let row = try rows.next() {
+                let raw: Data = row[1]
+                result.append((row[0], (try? JSONValue.parse(raw)) ?? .null))
+            }
+            return result
+        }
+    }
+
+    // MARK: A poll in progress
+
+    /// Sets aside new or changed chats of a poll in progress. They live in a temporary
+    /// table of the writer's connection: a crash or a failed poll leaves no trace.
+    package func stage(source: String, chats: [StagedChat]) async throws {
+        guard !chats.isEmpty else { return }
+        try await pool.write { db in
+            try Self.createStagingTable(db)
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO temp.staging (source, chat_id, account_id, account_type, raw, fingerprint)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (source, chat_id) DO UPDATE SET
+                    account_id = excluded.account_id, account_type = excluded.account_type,
+                    raw = excluded.raw, fingerprint = excluded.fingerprint
+                """)
+            for chat in chats {
+                statement.setUncheckedArguments([
+                    source, chat.id, chat.accountID, chat.accountType, chat.raw, Int64(bitPattern: chat.fingerprint),
+                ])
+                try statement.execute()
+            }
+        }
+    }
+
+    /// Forgets what a poll in progress had staged (it failed or was stopped).
+    package func discardStaged(source: String) async throws {
+        try await pool.write { db in
+            try Self.createStagingTable(db)
+            try db.execute(sql: "DELETE FROM temp.staging WHERE source = ?", arguments: [source])
+        }
+    }
+
+    /// Starts a baseline of `source`: forgets its snapshot and marks it as not yet
+    /// baselined, in one transaction.
+    ///
+    /// A baseline reports no chat changes, so its chats can go straight into the
+    /// snapshot table page by page (``storeBaselineChats(source:chats:)``) instead of
+    /// through the staging table: until ``applyCompletePoll(_:router:)`` marks the
+    /// baseline done, nothing treats those rows as a snapshot, and a failed baseline is
+    /// simply started again. This halves what a first poll of a large workspace writes.
+    package func beginBaseline(source: String, filterFingerprint: String) async throws {
+        try await pool.write { db in
+            var record = try Self.fetchSourceRecord(db, source)
+                ?? SourceRecord(name: source, filterFingerprint: filterFingerprint)
+            record.baselineDone = false
+            record.filterFingerprint = filterFingerprint
+            record.suspiciousStreak = 0
+            try Self.saveSourceRecord(db, record)
+            try db.execute(sql: "DELETE FROM chats WHERE source = ?", arguments: [source])
+        }
+    }
+
+    /// Writes chats of a baseline in progress (see ``beginBaseline(source:filterFingerprint:)``);
+    /// a chat listed twice keeps its later copy.
+    package func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws {
+        guard !chats.isEmpty else { return }
+        try await pool.write { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO chats (source, chat_id, account_id, account_type, raw, fingerprint, missing, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+                ON CONFLICT (source, chat_id) DO UPDATE SET
+                    account_id = excluded.account_id, account_type = excluded.account_type,
+                    raw = excluded.raw, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at
+                """)
+            for chat in chats {
+                statement.setUncheckedArguments([
+                    source, chat.id, chat.accountID, chat.accountType, chat.raw, Int64(bitPattern: chat.fingerprint),
+                    now.storeValue,
+                ])
+                try statement.execute()
+            }
+        }
+    }
+
+    static func createStagingTable(_ db: Database) throws {
+        // The staging table lives in the connection's temporary database (a file that
+        // SQLite deletes on close), so a large poll does not hold its chats in memory.
+        try db.execute(sql: """
+            CREATE TEMP TABLE IF NOT EXISTS staging (
+                seq INTEGER PRIMARY KEY,
+                source TEXT NOT NULL, chat_id TEXT NOT NULL, account_id TEXT, account_type TEXT,
+                raw BLOB NOT NULL, fingerprint INTEGER NOT NULL,
+                UNIQUE (source, chat_id)
+            )
+            """)
+    }
+
+    // MARK: Applying a poll
+
+    /// Applies a complete poll in one transaction: the staged chats, missing counters,
+    /// removals, the events ``EventDetector`` makes of them, and the outbox rows that
+    /// `router` and ``OutboxPlanner`` decide. Either all of it is stored or none of it.
+    package func applyCompletePoll(_ poll: CompletedPoll, router: @escaping EventRouter) async throws -> PollApplication {
+        try await pool.write { db in
+            try Self.createStagingTable(db)
+            var application = PollApplication()
+            let now = poll.finishedAt
+            var record = try Self.fetchSourceRecord(db, poll.source)
+                ?? SourceRecord(name: poll.source, filterFingerprint: poll.filterFingerprint)
+            let detector = EventDetector(source: poll.source, now: now) { self.nextEventID(now: now) }
+            let writer = OutboxWriter(db: db, router: router, now: now)
+
+            let account = detector.accountEvent(
+                outstanding: record.accountError, failure: nil, complete: true,
+                accountID: poll.accountID, accountType: poll.accountType)
+            if let event = account.event {
+                try writer.write(event, orderingKey: OrderingKey.account(source: poll.source), into: &application)
+            }
+            record.accountError = account.outstanding
+
+            if poll.isBaseline {
+                // The chats are in place already (storeBaselineChats); with `baseline: emit`
+                // each becomes a chat.added, in the order the API listed them.
+                if poll.emitBaseline {
+                    let rows = try Row.fetchCursor(db, sql: """
+                        SELECT chat_id, account_id, account_type, raw FROM chats WHERE source = ? ORDER BY rowid
+                        """, arguments: [poll.source])
+                    while let row = try rows.next() {
+                        let chatID: String = row[0]
+                        let event = detector.added(
+                            chatID: chatID, accountID: row[1], accountType: row[2], chat: try JSONValue.parse(row[3] as Data))
+                        try writer.write(
+                            event, orderingKey: OrderingKey.chat(source: poll.source, chatID: chatID), into: &application)
+                    }
+                }
+                application.chatWrites += poll.items
+            } else {
+                try Self.applyStagedChanges(db, poll: poll, detector: detector, writer: writer, into: &application)
+                try Self.applyAbsences(db, poll: poll, detector: detector, writer: writer, into: &application)
+                if !poll.reappeared.isEmpty {
+                    let statement = try db.cachedStatement(
+                        sql: "UPDATE chats SET missing = 0 WHERE source = ? AND chat_id = ?")
+                    for id in poll.reappeared {
+                        try statement.execute(arguments: [poll.source, id])
+                        application.chatWrites += 1
+                    }
+                }
+            }
+            try db.execute(sql: "DELETE FROM temp.staging WHERE source = ?", arguments: [poll.source])
+
+            record.filterFingerprint = poll.filterFingerprint
+            record.baselineDone = true
+            record.consecutiveFailures = 0
+            record.suspiciousStreak = poll.absences.suspiciousStreak
+            record.lastPollAt = now
+            record.lastOutcome = poll.outcome
+            record.lastError = nil
+            record.lastSuccessAt = now
+            record.failingSince = nil
+            try Self.saveSourceRecord(db, record)
+            try db.execute(sql: """
+                INSERT INTO polls (source, started_at, finished_at, outcome, pages, items, changed, events)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [poll.source, poll.startedAt.storeValue, now.storeValue, record.lastOutcome,
+                                 poll.pages, poll.items, application.chatWrites, application.eventCount])
+            return application
+        }
+    }
+
+    /// Writes each staged chat into the snapshot, with the event ``EventDetector`` makes
+    /// of it and the last stored copy.
+    private static func applyStagedChanges(
+        _ db: Database, poll: CompletedPoll, detector: EventDetector, writer: OutboxWriter,
+        into application: inout PollApplication
+    ) throws {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT s.chat_id, s.account_id, s.account_type, s.raw, s.fingerprint, c.raw
+            FROM temp.staging s LEFT JOIN chats c ON c.source = s.source AND c.chat_id = s.chat_id
+            WHERE s.source = ? ORDER BY s.seq
+            """, arguments: [poll.source])
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO chats (source, chat_id, account_id, account_type, raw, fingerprint, missing, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+            ON CONFLICT (source, chat_id) DO UPDATE SET
+                account_id = excluded.account_id, account_type = excluded.account_type, raw = excluded.raw,
+                fingerprint = excluded.fingerprint, missing = 0, updated_at = excluded.updated_at
+            """)
+        let now = poll.finishedAt
+        while let row = try rows.next() {
+            let chatID: String = row[0]
+            let accountID: String? = row[1]
+            let accountType: String? = row[2]
+            let raw: Data = row[3]
+            let fingerprint: Int64 = row[4]
+            let previous = try (row[5] as Data?).map { try JSONValue.parse($0) }
+            let event = detector.changed(
+                chatID: chatID, accountID: accountID, accountType: accountType, previous: previous,
+                current: try JSONValue.parse(raw))
+            if let event {
+                try writer.write(
+                    event, orderingKey: OrderingKey.chat(source: poll.source, chatID: chatID), into: &application)
+            }
+            try upsert.execute(arguments: [poll.source, chatID, accountID, accountType, raw, fingerprint, now.storeValue])
+            application.chatWrites += 1
+            application.updatedFingerprints[chatID] = UInt64(bitPattern: fingerprint)
+        }
+    }
+
+    /// Carries out the ``SnapshotRules/AbsencePlan`` the poller decided.
+    private static func applyAbsences(
+        _ db: Database, poll: CompletedPoll, detector: EventDetector, writer: OutboxWriter,
+        into application: inout PollApplication
+    ) throws {
+        if !poll.absences.stillMissing.isEmpty {
+            let statement = try db.cachedStatement(
+                sql: "UPDATE chats SET missing = missing + 1 WHERE source = ? AND chat_id = ?")
+            for id in poll.absences.stillMissing {
+                try statement.execute(arguments: [poll.source, id])
+                application.chatWrites += 1
+            }
+        }
+        guard !poll.absences.removals.isEmpty else { return }
+        let select = try db.cachedStatement(
+            sql: "SELECT account_id, account_type, raw FROM chats WHERE source = ? AND chat_id = ?")
+        let delete = try db.cachedStatement(sql: "DELETE FROM chats WHERE source = ? AND chat_id = ?")
+        for id in poll.absences.removals {
+            guard let row = try Row.fetchOne(select, arguments: [poll.source, id]) else { continue }
+            let last = (try? JSONValue.parse(row[2] as Data)) ?? .null
+            let event = detector.removed(chatID: id, accountID: row[0], accountType: row[1], last: last)
+            try writer.write(event, orderingKey: OrderingKey.chat(source: poll.source, chatID: id), into: &application)
+            try delete.execute(arguments: [poll.source, id])
+            application.chatWrites += 1
+            application.removed.append(id)
+        }
+    }
+
+    /// Records a poll that did not complete: its `polls` row and the source's health.
+    /// The snapshot is untouched. The first 401/403 of an outage stores an
+    /// `account.error` event (and its outbox rows); later ones of the same outage do not.
+    @discardableResult
+    package func recordFailedPoll(_ poll: FailedPoll, router: @escaping EventRouter) async throws -> PollApplication {
+        try await pool.write { db in
+            try Self.createStagingTable(db)
+            try db.execute(sql: "DELETE FROM temp.staging WHERE source = ?", arguments: [poll.source])
+            var application = PollApplication()
+            let now = poll.finishedAt
+            var record = try Self.fetchSourceRecord(db, poll.source)
+                ?? SourceRecord(name: poll.source, filterFingerprint: poll.filterFingerprint)
+            let detector = EventDetector(source: poll.source, now: now) { self.nextEventID(now: now) }
+            let account = detector.accountEvent(
+                outstanding: record.accountError, failure: poll.accountError, complete: false,
+                accountID: poll.accountID, accountType: poll.accountType)
+            if let event = account.event {
+                let writer = OutboxWriter(db: db, router: router, now: now)
+                try writer.write(event, orderingKey: OrderingKey.account(source: poll.source), into: &application)
+            }
+            record.accountError = account.outstanding
+            record.consecutiveFailures += 1
+            record.lastPollAt = now
+            record.lastOutcome = "failed"
+            record.lastError = poll.error
+            record.failingSince = record.failingSince ?? poll.startedAt
+            try Self.saveSourceRecord(db, record)
+            try db.execute(sql: """
+                INSERT INTO polls (source, started_at, finished_at, outcome, error, pages, items, events)
+                VALUES (?, ?, ?, 'failed', ?, ?, ?, ?)
+                """, arguments: [poll.source, poll.startedAt.storeValue, now.storeValue, poll.error, poll.pages,
+                                 poll.items, application.eventCount])
+            return application
+        }
+    }
+
+    static func saveSourceRecord(_ db: Database, _ record: SourceRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO sources (name, filter_fingerprint, baseline_done, account_error, consecutive_failures,
+                suspicious_streak, last_poll_at, last_outcome, last_error, last_success_at, failing_since)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET
+                filter_fingerprint = excluded.filter_fingerprint, baseline_done = excluded.baseline_done,
+                account_error = excluded.account_error, consecutive_failures = excluded.consecutive_failures,
+                suspicious_streak = excluded.suspicious_streak, last_poll_at = excluded.last_poll_at,
+                last_outcome = excluded.last_outcome, last_error = excluded.last_error,
+                last_success_at = excluded.last_success_at, failing_since = excluded.failing_since
+            """, arguments: [
+                record.name, record.filterFingerprint, record.baselineDone, record.accountError?.compactString,
+                record.consecutiveFailures, record.suspiciousStreak, record.lastPollAt?.storeValue, record.lastOutcome,
+                record.lastError, record.lastSuccessAt?.storeValue, record.failingSince?.storeValue,
+            ])
+    }
+}
+
+/// Writes events and carries out the rules' outbox decisions inside a poll's transaction.
+///
+/// Every decision (which sinks, due when, throttled or not, which digest) comes from the
+/// router and ``OutboxPlanner``; this writer only turns each into rows.
+struct OutboxWriter {
+    let db: Database
+    let router: EventRouter
+    let now: Date
+
+    func write(_ event: Event, orderingKey: String, into application: inout PollApplication) throws {
+        try db.execute(sql: """
+            INSERT INTO events (id, type, kinds, source, chat_id, occurred_at, json) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, event.type.rawValue, event.kinds.map(\.rawValue).joined(separator: " "),
+                             event.source, event.chatID, event.occurredAt.storeValue, event.json().compactString])
+        application.count(event)
+        let routes = router(event)
+        guard !routes.isEmpty else { return }
+        let facts = OutboxFacts(
+            throttledUntil: { rule in
+                try Double.fetchOne(
+                    db, sql: "SELECT until FROM throttles WHERE rule = ? AND chat_key = ?", arguments: [rule, orderingKey]
+                ).map(Date.init(storeValue:))
+            },
+            openDigest: { rule, sink in
+                try Int64.fetchOne(db, sql: """
+                    SELECT id FROM digests WHERE rule = ? AND sink = ? AND sealed = 0 AND closes_at > ?
+                    ORDER BY closes_at DESC LIMIT 1
+                    """, arguments: [rule, sink, now.storeValue])
+            })
+        for decision in try OutboxPlanner.decisions(for: routes, now: now, facts: facts) {
+            try execute(decision, event: event, orderingKey: orderingKey, into: &application)
+        }
+    }
+
+    private func execute(
+        _ decision: OutboxDecision, event: Event, orderingKey: String, into application: inout PollApplication
+    ) throws {
+        switch decision {
+        case .deliver(let rule, let sink, let due):
+            try db.cachedStatement(sql: """
+                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+                """).execute(arguments: [event.id, rule, sink, orderingKey, due.storeValue, now.storeValue])
+            application.deliveryCount += 1
+        case .startThrottle(let rule, let until):
+            try db.cachedStatement(sql: """
+                INSERT INTO throttles (rule, chat_key, until) VALUES (?, ?, ?)
+                ON CONFLICT (rule, chat_key) DO UPDATE SET until = excluded.until
+                """).execute(arguments: [rule, orderingKey, until.storeValue])
+        case .throttled(let rule, let until):
+            application.suppressed.append(.init(eventID: event.id, rule: rule, until: until))
+        case .joinDigest(_, _, let digestID):
+            try addEvent(event, toDigest: digestID)
+        case .openDigest(let rule, let sink, let closesAt, let due):
+            try db.execute(
+                sql: "INSERT INTO digests (rule, sink, opened_at, closes_at) VALUES (?, ?, ?, ?)",
+                arguments: [rule, sink, now.storeValue, closesAt.storeValue])
+            let digestID = db.lastInsertedRowID
+            // The digest's row has an ordering key of its own, so that no chat's order waits for it.
+            try db.execute(sql: """
+                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at, digest_id)
+                VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+                """, arguments: [SQLiteStore.digestEventID(digestID), rule, sink, OrderingKey.digest(digestID),
+                                 due.storeValue, now.storeValue, digestID])
+            application.deliveryCount += 1
+            try addEvent(event, toDigest: digestID)
+        }
+    }
+
+    private func addEvent(_ event: Event, toDigest digestID: Int64) throws {
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO digest_events (digest_id, event_id) VALUES (?, ?)",
+            arguments: [digestID, event.id])
+    }
+}
+extension SQLiteStore: SnapshotStore {}

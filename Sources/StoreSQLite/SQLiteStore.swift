@@ -1,0 +1,220 @@
+import Foundation
+import GRDB
+import Synchronization
+import ChatBridgeCore
+import Store
+
+/// The SQLite database that is chatbridge's only state (store.md).
+///
+/// WAL mode with `synchronous = NORMAL`: a killed process loses nothing that was
+/// committed; a power loss can lose the last transactions (then the next poll detects
+/// their changes again, because the snapshot went back with them). Readers
+/// (`chatbridge events`, `status`, …) never block the daemon; writers wait on a busy
+/// timeout.
+///
+/// ```swift
+/// let store = try SQLiteStore(path: "state/chatbridge.sqlite")
+/// let index = try await store.snapshotIndex(source: "main")
+/// ```
+package final class SQLiteStore: Sendable {
+    package let path: String
+    let pool: DatabasePool
+    /// The key of chat fingerprints: random per database, so that whoever writes chat
+    /// names cannot predict a fingerprint.
+    package let fingerprintSeed: UInt64
+    private let eventIDs = Mutex(EventIDGenerator())
+
+    /// Opens (creating it and its folder when missing) and migrates the database.
+    ///
+    /// - Parameter synchronousFull: `PRAGMA synchronous = FULL` instead of `NORMAL`:
+    ///   survives a power loss too, at the cost of an fsync per transaction.
+    package init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
+        self.path = path
+        let folder = (path as NSString).deletingLastPathComponent
+        if !readOnly, !folder.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError(path: path, message: "cannot create its folder \(folder): \(Self.reason(error))")
+            }
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
+        configuration.label = "chatbridge"
+        configuration.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
+            }
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try Self.migrator.migrate(pool) }
+            fingerprintSeed = try pool.read { db in
+                guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'fingerprint_seed'"),
+                      let seed = UInt64(text)
+                else { throw StoreError(path: path, message: "not a chatbridge database (no fingerprint seed)") }
+                return seed
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(path: path, message: Self.reason(error))
+        }
+    }
+
+    package static func reason(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return "\(error.message ?? "SQLite error \(error.resultCode)")"
+        }
+        if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError {
+            return underlying.localizedDescription
+        }
+        return "\(error)"
+    }
+
+    /// Makes the next event id: UUIDv7, increasing across every transaction of this store.
+    func nextEventID(now: Date) -> String {
+        eventIDs.withLock { $0.next(now: now) }
+    }
+
+    // MARK: Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                INSERT INTO meta (key, value) VALUES ('digest_seed', '\(UInt64.random(in: 1...UInt64.max))');
+
+                -- One row per configured source: its baseline, filters and health.
+                CREATE TABLE sources (
+                    name TEXT PRIMARY KEY,
+                    filter_fingerprint TEXT NOT NULL,
+                    baseline_done INTEGER NOT NULL DEFAULT 0,
+                    account_error TEXT,                 -- JSON of the outstanding account.error, NULL when healthy
+                    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                    suspicious_streak INTEGER NOT NULL DEFAULT 0,
+                    last_poll_at REAL,
+                    last_outcome TEXT,
+                    last_error TEXT,
+                    last_success_at REAL,
+                    failing_since REAL
+                );
+
+                -- The last complete snapshot of each source.
+                CREATE TABLE chats (
+                    source TEXT NOT NULL,
+                    chat_id TEXT NOT NULL,
+                    account_id TEXT,
+                    account_type TEXT,
+                    raw BLOB NOT NULL,                  -- the item's bytes as the API sent them
+                    digest INTEGER NOT NULL,            -- keyed XXH64 of raw
+                    missing INTEGER NOT NULL DEFAULT 0, -- complete polls in a row without this chat
+                    updated_at REAL NOT NULL
+                );
+                CREATE UNIQUE INDEX chats_by_source ON chats (source, chat_id);
+                -- Covers the digest index a poll loads, so that it never reads the raw blobs.
+                CREATE INDEX chats_digests ON chats (source, chat_id, digest, missing);
+
+                CREATE TABLE polls (
+                    id INTEGER PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    finished_at REAL NOT NULL,
+                    outcome TEXT NOT NULL,              -- complete | baseline | failed
+                    error TEXT,
+                    pages INTEGER NOT NULL DEFAULT 0,
+                    items INTEGER NOT NULL DEFAULT 0,
+                    changed INTEGER NOT NULL DEFAULT 0,
+                    events INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX polls_by_source ON polls (source, id);
+
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY,            -- detection order
+                    id TEXT NOT NULL UNIQUE,            -- UUIDv7, what users see
+                    type TEXT NOT NULL,
+                    kinds TEXT NOT NULL,                -- space-separated
+                    source TEXT NOT NULL,
+                    chat_id TEXT,
+                    occurred_at REAL NOT NULL,
+                    json TEXT NOT NULL                  -- the event without "rule"
+                );
+                CREATE INDEX events_by_time ON events (occurred_at);
+                CREATE INDEX events_by_chat ON events (chat_id);
+
+                -- The outbox: one row per (event, rule, sink).
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY,
+                    event_id TEXT NOT NULL,
+                    rule TEXT,
+                    sink TEXT NOT NULL,
+                    chat_key TEXT NOT NULL,             -- source/chat: order is kept per chat and sink
+                    status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | dead
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    last_status INTEGER,
+                    last_error TEXT,
+                    created_at REAL NOT NULL,
+                    delivered_at REAL,
+                    finished_at REAL,
+                    digest_id INTEGER                   -- set on a digest's row (event_id 'digest-ID')
+                );
+                -- A sink's pending rows in detection order: the dispatcher reads the front of
+                -- this index and stops after a batch (never the whole queue).
+                CREATE INDEX deliveries_queue ON deliveries (sink, status, id, chat_key, next_attempt_at);
+                -- The earliest next attempt, and due rows when the front of the queue is waiting.
+                CREATE INDEX deliveries_due ON deliveries (sink, status, next_attempt_at);
+                CREATE INDEX deliveries_by_chat ON deliveries (sink, chat_key, status, id);
+                CREATE INDEX deliveries_by_event ON deliveries (event_id);
+                CREATE INDEX deliveries_finished ON deliveries (status, finished_at);
+
+                -- A rule's digest window for one sink (rules.md `digest`): matches from
+                -- opened_at until closes_at go out as one delivery. Sealed once the
+                -- dispatcher has read its events: a later match opens a new digest.
+                CREATE TABLE digests (
+                    id INTEGER PRIMARY KEY,
+                    rule TEXT NOT NULL,
+                    sink TEXT NOT NULL,
+                    opened_at REAL NOT NULL,
+                    closes_at REAL NOT NULL,
+                    sealed INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX digests_open ON digests (rule, sink, sealed, closes_at);
+                CREATE TABLE digest_events (
+                    digest_id INTEGER NOT NULL REFERENCES digests (id) ON DELETE CASCADE,
+                    event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                    PRIMARY KEY (digest_id, event_id)
+                );
+                CREATE INDEX digest_events_by_event ON digest_events (event_id);
+
+                CREATE TABLE throttles (
+                    rule TEXT NOT NULL,
+                    chat_key TEXT NOT NULL,
+                    until REAL NOT NULL,
+                    PRIMARY KEY (rule, chat_key)
+                );
+                """)
+        }
+        // One word, one meaning: a chat's content hash is its `fingerprint`; `digest` is
+        // only the batched notification of rules.md. Stores written before keep working.
+        migrator.registerMigration("v2: fingerprint") { db in
+            try db.execute(sql: """
+                ALTER TABLE chats RENAME COLUMN digest TO fingerprint;
+                DROP INDEX chats_digests;
+                CREATE INDEX chats_fingerprints ON chats (source, chat_id, fingerprint, missing);
+                UPDATE meta SET key = 'fingerprint_seed' WHERE key = 'digest_seed';
+                """)
+        }
+        return migrator
+    }
+}
+
+extension Date {
+    /// Seconds since 1970, as the store keeps times.
+    var storeValue: Double { timeIntervalSince1970 }
+    init(storeValue: Double) { self.init(timeIntervalSince1970: storeValue) }
+}
+
+extension SQLiteStore: EventLog, DeliveryLog, StoreRetention {}

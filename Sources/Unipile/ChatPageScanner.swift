@@ -1,0 +1,610 @@
+import ChatBridgeCore
+/// One chat of a page, found without decoding it.
+///
+/// `range` locates the item's JSON object in the page body, so the raw bytes can be
+/// stored, fingerprinted or decoded later; `fingerprint` is ``ChatFingerprint`` of exactly those bytes.
+package struct ScannedItem: Sendable, Hashable {
+    /// The chat's `id` (never empty).
+    package var id: String
+    /// The chat's `account_id`, when it is a string.
+    package var accountID: String?
+    /// The chat's `account_type`, when it is a string.
+    package var accountType: String?
+    /// The byte range of the item's object (from `{` to `}` inclusive) in the page body.
+    package var range: Range<Int>
+    /// XXH64 of the bytes in `range`, with the fingerprint seed given to the scanner.
+    package var fingerprint: UInt64
+
+    package init(id: String, accountID: String?, accountType: String?, range: Range<Int>, fingerprint: UInt64) {
+        self.id = id
+        self.accountID = accountID
+        self.accountType = accountType
+        self.range = range
+        self.fingerprint = fingerprint
+    }
+}
+
+/// What ``ChatPageScanner`` found in one page of "List all chats".
+package struct ScannedPage: Sendable, Hashable {
+    /// The page's chats, in the order of the page.
+    package var items: [ScannedItem]
+    /// The cursor of the next page, or `nil` on the last page.
+    package var cursor: String?
+
+    package init(items: [ScannedItem], cursor: String?) {
+        self.items = items
+        self.cursor = cursor
+    }
+}
+
+/// Why a page body is not a usable page of "List all chats", and where.
+///
+/// ```
+/// item 17: chat has no string "id"
+/// item 3: invalid JSON at byte 1804: unterminated string
+/// invalid JSON at byte 0: unexpected end of input
+/// ```
+package struct ChatPageScanError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong.
+    package var message: String
+    /// The byte offset in the body where the JSON stops being valid, for syntax errors.
+    package var offset: Int?
+    /// The item concerned, counted from 1 in page order, when the problem is inside one.
+    package var item: Int?
+
+    package init(message: String, offset: Int? = nil, item: Int? = nil) {
+        self.message = message
+        self.offset = offset
+        self.item = item
+    }
+
+    package var description: String {
+        var text = ""
+        if let item { text += "item \(item): " }
+        if let offset { text += "invalid JSON at byte \(offset): " }
+        return text + message
+    }
+}
+
+/// Finds the chats of a "List all chats" page body without decoding them.
+///
+/// The scanner reads the body once: it validates that the whole body is JSON (RFC 8259,
+/// UTF-8), that it is an object whose `items` is an array of objects and whose `cursor`
+/// is a string or `null` (absent means `null`), and for each item it records the item's
+/// byte range, its top-level `id`, `account_id` and `account_type` strings, and the
+/// ``ChatFingerprint`` of its bytes. Nothing else is decoded: at 100,000 chats per poll, most
+/// of which did not change, decoding is the cost worth avoiding.
+///
+/// ```swift
+/// let page = try ChatPageScanner.scan(body, fingerprintSeed: seed)
+/// for item in page.items where item.fingerprint != storedDigests[item.id] {
+///     let chat = try JSONValue.parse(body[item.range])
+/// }
+/// ```
+///
+/// Whatever the scanner accepts, `JSONValue.parse` accepts for
+/// each item's bytes: nesting is limited the same way (512 levels inside an item) and
+/// numbers out of `Double`'s range are refused here too.
+package enum ChatPageScanner {
+    /// How deeply values may nest inside one item (the item itself is level 1), the limit
+    /// of ``JSONValue``'s parser.
+    package static let maxNestingDepth = 512
+
+    /// Scans a page body.
+    package static func scan(_ body: UnsafeRawBufferPointer, fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedPage {
+        var scanner = PageScanner(body, fingerprintSeed: fingerprintSeed)
+        return try scanner.scanPage()
+    }
+
+    /// Scans a page body.
+    package static func scan(_ body: [UInt8], fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedPage {
+        // `withUnsafeBytes` rethrows untyped errors; carry the typed one out as a value.
+        let result = body.withUnsafeBytes { buffer -> Result<ScannedPage, ChatPageScanError> in
+            do throws(ChatPageScanError) {
+                return .success(try scan(buffer, fingerprintSeed: fingerprintSeed))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Scans a page body given as text (for tests and tools).
+    package static func scan(_ body: String, fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedPage {
+        try scan(Array(body.utf8), fingerprintSeed: fingerprintSeed)
+    }
+}
+
+// MARK: - The scanner
+
+/// A string token: the bytes between the quotes, and whether any escape is among them.
+private struct StringToken {
+    var contents: Range<Int>
+    var hasEscapes: Bool
+}
+
+/// The members of an item that the scanner extracts.
+private enum ItemKey {
+    case id, accountID, accountType, other
+}
+
+/// A single pass over a page body. Every read checks `index < end` first; the body is
+/// never written.
+private struct PageScanner {
+    let bytes: UnsafeRawBufferPointer
+    let end: Int
+    let fingerprintSeed: UInt64
+    var index = 0
+    /// The item being scanned, counted from 1, for messages.
+    var currentItem: Int?
+
+    init(_ bytes: UnsafeRawBufferPointer, fingerprintSeed: UInt64) {
+        self.bytes = bytes
+        self.end = bytes.count
+        self.fingerprintSeed = fingerprintSeed
+    }
+
+    // MARK: Errors
+
+    func syntaxError(_ message: String, at offset: Int? = nil) -> ChatPageScanError {
+        ChatPageScanError(message: message, offset: offset ?? index, item: currentItem)
+    }
+
+    func shapeError(_ message: String) -> ChatPageScanError {
+        ChatPageScanError(message: message, offset: nil, item: currentItem)
+    }
+
+    func unexpected(_ expectation: String) -> ChatPageScanError {
+        index < end ? syntaxError("expected \(expectation)") : syntaxError("unexpected end of input")
+    }
+
+    // MARK: The page
+
+    mutating func scanPage() throws(ChatPageScanError) -> ScannedPage {
+        skipWhitespace()
+        guard index < end else { throw syntaxError("unexpected end of input") }
+        guard bytes[index] == ASCII.openBrace else {
+            // Still report invalid JSON as such, ahead of the shape.
+            try skipValue(depth: 0)
+            skipWhitespace()
+            guard index == end else { throw syntaxError("unexpected text after the value") }
+            throw shapeError("the page is not a JSON object")
+        }
+        index += 1
+
+        var items: [ScannedItem]?
+        // Absent means null: the last page.
+        var cursor: String?
+
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBrace {
+            index += 1
+        } else {
+            while true {
+                skipWhitespace()
+                guard index < end, bytes[index] == ASCII.quote else { throw unexpected("a string key") }
+                let key = try scanString()
+                try expectColon()
+                if matches(key, "items") {
+                    items = try scanItems()
+                } else if matches(key, "cursor") {
+                    if index < end, bytes[index] == ASCII.quote {
+                        cursor = decode(try scanString())
+                    } else {
+                        let start = index
+                        try skipValue(depth: 1)
+                        guard equals(start..<index, "null") else {
+                            throw shapeError("\"cursor\" is neither a string nor null")
+                        }
+                        cursor = nil
+                    }
+                } else {
+                    try skipValue(depth: 1)
+                }
+                skipWhitespace()
+                guard index < end else { throw syntaxError("unexpected end of input in an object") }
+                if bytes[index] == ASCII.comma { index += 1; continue }
+                if bytes[index] == ASCII.closeBrace { index += 1; break }
+                throw syntaxError("expected ',' or '}'")
+            }
+        }
+        skipWhitespace()
+        guard index == end else { throw syntaxError("unexpected text after the value") }
+
+        guard let items else { throw shapeError("the page has no \"items\" array") }
+        if let cursor, cursor.isEmpty {
+            // The API documents cursors as non-empty; guessing "last page" here could
+            // silently cut a snapshot short (and report every later chat as removed).
+            throw shapeError("\"cursor\" is an empty string")
+        }
+        return ScannedPage(items: items, cursor: cursor)
+    }
+
+    /// Scans the value of `items`, which must be an array of chat objects.
+    mutating func scanItems() throws(ChatPageScanError) -> [ScannedItem] {
+        guard index < end else { throw syntaxError("unexpected end of input") }
+        guard bytes[index] == ASCII.openBracket else {
+            try skipValue(depth: 1)
+            throw shapeError("\"items\" is not an array")
+        }
+        index += 1
+        var items: [ScannedItem] = []
+        // A full page of 250 chats of ~600 bytes; avoids regrowing in the common case.
+        items.reserveCapacity(min(256, end / 64 + 1))
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBracket {
+            index += 1
+            return items
+        }
+        while true {
+            skipWhitespace()
+            currentItem = items.count + 1
+            items.append(try scanItem())
+            currentItem = nil
+            skipWhitespace()
+            guard index < end else { throw syntaxError("unexpected end of input in an array") }
+            if bytes[index] == ASCII.comma { index += 1; continue }
+            if bytes[index] == ASCII.closeBracket { index += 1; return items }
+            throw syntaxError("expected ',' or ']'")
+        }
+    }
+
+    /// Scans one element of `items`: an object with a non-empty string `id`.
+    mutating func scanItem() throws(ChatPageScanError) -> ScannedItem {
+        guard index < end else { throw syntaxError("unexpected end of input") }
+        let start = index
+        guard bytes[index] == ASCII.openBrace else {
+            try skipValue(depth: 0)
+            throw shapeError("chat is not a JSON object")
+        }
+        index += 1
+
+        // Later duplicates win, as in JSONValue.parse: `{"id":"a","id":null}` has no id.
+        var id: String?
+        var accountID: String?
+        var accountType: String?
+
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBrace {
+            index += 1
+        } else {
+            while true {
+                skipWhitespace()
+                guard index < end, bytes[index] == ASCII.quote else { throw unexpected("a string key") }
+                let key = itemKey(try scanString())
+                try expectColon()
+                if key != .other, index < end, bytes[index] == ASCII.quote {
+                    let value = decode(try scanString())
+                    switch key {
+                    case .id: id = value
+                    case .accountID: accountID = value
+                    case .accountType: accountType = value
+                    case .other: break
+                    }
+                } else {
+                    try skipValue(depth: 1)
+                    switch key {
+                    case .id: id = nil
+                    case .accountID: accountID = nil
+                    case .accountType: accountType = nil
+                    case .other: break
+                    }
+                }
+                skipWhitespace()
+                guard index < end else { throw syntaxError("unexpected end of input in an object") }
+                if bytes[index] == ASCII.comma { index += 1; continue }
+                if bytes[index] == ASCII.closeBrace { index += 1; break }
+                throw syntaxError("expected ',' or '}'")
+            }
+        }
+
+        guard let id, !id.isEmpty else { throw shapeError("chat has no string \"id\"") }
+        let range = start..<index
+        let fingerprint = XXH64.hash(UnsafeRawBufferPointer(rebasing: bytes[range]), seed: fingerprintSeed)
+        return ScannedItem(id: id, accountID: accountID, accountType: accountType, range: range, fingerprint: fingerprint)
+    }
+
+    // MARK: Keys
+
+    func itemKey(_ token: StringToken) -> ItemKey {
+        if !token.hasEscapes {
+            switch token.contents.count {
+            case 2: return equals(token.contents, "id") ? .id : .other
+            case 10: return equals(token.contents, "account_id") ? .accountID : .other
+            case 12: return equals(token.contents, "account_type") ? .accountType : .other
+            default: return .other
+            }
+        }
+        switch decode(token) {
+        case "id": return .id
+        case "account_id": return .accountID
+        case "account_type": return .accountType
+        default: return .other
+        }
+    }
+
+    func matches(_ token: StringToken, _ key: StaticString) -> Bool {
+        token.hasEscapes ? decode(token) == key.description : equals(token.contents, key)
+    }
+
+    func equals(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard range.count == count else { return false }
+        let start = literal.utf8Start
+        for offset in 0..<count where bytes[range.lowerBound + offset] != start[offset] {
+            return false
+        }
+        return true
+    }
+
+    // MARK: Values
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while index < end {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func expectColon() throws(ChatPageScanError) {
+        skipWhitespace()
+        guard index < end, bytes[index] == ASCII.colon else { throw unexpected("':'") }
+        index += 1
+        skipWhitespace()
+    }
+
+    /// Validates one value starting at `index` and moves past it. `depth` counts the
+    /// containers around the value, as `JSONValue`'s parser does.
+    mutating func skipValue(depth: Int) throws(ChatPageScanError) {
+        guard depth < ChatPageScanner.maxNestingDepth else { throw syntaxError("nested too deeply") }
+        guard index < end else { throw syntaxError("unexpected end of input") }
+        switch bytes[index] {
+        case ASCII.quote: _ = try scanString()
+        case ASCII.openBrace: try skipObject(depth: depth)
+        case ASCII.openBracket: try skipArray(depth: depth)
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case ASCII.minus, ASCII.zero...ASCII.nine: try skipNumber()
+        default: throw syntaxError("unexpected character")
+        }
+    }
+
+    mutating func skipObject(depth: Int) throws(ChatPageScanError) {
+        index += 1
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBrace {
+            index += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard index < end, bytes[index] == ASCII.quote else { throw unexpected("a string key") }
+            _ = try scanString()
+            try expectColon()
+            try skipValue(depth: depth + 1)
+            skipWhitespace()
+            guard index < end else { throw syntaxError("unexpected end of input in an object") }
+            if bytes[index] == ASCII.comma { index += 1; continue }
+            if bytes[index] == ASCII.closeBrace { index += 1; return }
+            throw syntaxError("expected ',' or '}'")
+        }
+    }
+
+    mutating func skipArray(depth: Int) throws(ChatPageScanError) {
+        index += 1
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBracket {
+            index += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            try skipValue(depth: depth + 1)
+            skipWhitespace()
+            guard index < end else { throw syntaxError("unexpected end of input in an array") }
+            if bytes[index] == ASCII.comma { index += 1; continue }
+            if bytes[index] == ASCII.closeBracket { index += 1; return }
+            throw syntaxError("expected ',' or ']'")
+        }
+    }
+
+    mutating func expectLiteral(_ literal: StaticString) throws(ChatPageScanError) {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= end else { throw syntaxError("unexpected end of input") }
+        let start = literal.utf8Start
+        for offset in 0..<count where bytes[index + offset] != start[offset] {
+            throw syntaxError("invalid literal")
+        }
+        index += count
+    }
+
+    mutating func skipNumber() throws(ChatPageScanError) {
+        let start = index
+        var needsRangeCheck = false
+        if bytes[index] == ASCII.minus { index += 1 }
+        guard index < end, (ASCII.zero...ASCII.nine).contains(bytes[index]) else { throw syntaxError("invalid number") }
+        if bytes[index] == ASCII.zero {
+            index += 1
+        } else {
+            while index < end, (ASCII.zero...ASCII.nine).contains(bytes[index]) { index += 1 }
+        }
+        if index < end, bytes[index] == ASCII.dot {
+            index += 1
+            let digits = index
+            while index < end, (ASCII.zero...ASCII.nine).contains(bytes[index]) { index += 1 }
+            guard index > digits else { throw syntaxError("invalid number") }
+        }
+        if index < end, bytes[index] == ASCII.lowerE || bytes[index] == ASCII.upperE {
+            needsRangeCheck = true
+            index += 1
+            if index < end, bytes[index] == ASCII.plus || bytes[index] == ASCII.minus { index += 1 }
+            let digits = index
+            while index < end, (ASCII.zero...ASCII.nine).contains(bytes[index]) { index += 1 }
+            guard index > digits else { throw syntaxError("invalid number") }
+        }
+        // Only an exponent or an absurdly long mantissa can leave Double's range; keep the
+        // common case free of a conversion.
+        if needsRangeCheck || index - start > 300 {
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            guard let value = Double(text), value.isFinite else {
+                throw syntaxError("number out of range", at: start)
+            }
+        }
+    }
+
+    /// Validates a string starting at the opening quote at `index` (escapes, no control
+    /// characters, well-formed UTF-8) and moves past its closing quote.
+    mutating func scanString() throws(ChatPageScanError) -> StringToken {
+        let start = index + 1
+        // A local copy of the position: the hot loop then stays in registers.
+        var position = start
+        var hasEscapes = false
+        while true {
+            // Eight bytes at a time while none of them needs a look: no quote, backslash,
+            // control character or non-ASCII byte.
+            while position + 8 <= end {
+                let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+                let special = Self.specialBytes(word)
+                if special == 0 {
+                    position += 8
+                } else {
+                    position += special.trailingZeroBitCount >> 3
+                    break
+                }
+            }
+            guard position < end else { throw syntaxError("unterminated string", at: start - 1) }
+            let byte = bytes[position]
+            if byte == ASCII.quote {
+                index = position + 1
+                return StringToken(contents: start..<position, hasEscapes: hasEscapes)
+            } else if byte == ASCII.backslash {
+                hasEscapes = true
+                index = position
+                try skipEscape()
+                position = index
+            } else if byte < 0x20 {
+                index = position
+                throw syntaxError("control character in a string")
+            } else if byte >= 0x80 {
+                index = position
+                try skipUTF8Sequence(lead: byte)
+                position = index
+            } else {
+                position += 1
+            }
+        }
+    }
+
+    /// A word with the high bit set in (at least) the first byte of `word`, in memory
+    /// order, that is a quote, a backslash, below 0x20 or at least 0x80; zero when none is.
+    /// Bits above the first such byte may be spurious; the lowest one is exact.
+    @inline(__always)
+    static func specialBytes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* UInt64(ASCII.quote))
+        let backslashes = word ^ (ones &* UInt64(ASCII.backslash))
+        let isQuote = (quotes &- ones) & ~quotes
+        let isBackslash = (backslashes &- ones) & ~backslashes
+        let isControl = (word &- ones &* 0x20) & ~word
+        return (isQuote | isBackslash | isControl | word) & highs
+    }
+
+    mutating func skipEscape() throws(ChatPageScanError) {
+        let escapeStart = index
+        index += 1
+        guard index < end else { throw syntaxError("unterminated string") }
+        switch bytes[index] {
+        case ASCII.quote, ASCII.backslash, ASCII.slash,
+            UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            index += 1
+        case ASCII.lowerU:
+            index += 1
+            guard index + 4 <= end, Self.hexValue(bytes, at: index) != nil else {
+                throw syntaxError("invalid \\u escape", at: escapeStart)
+            }
+            index += 4
+        default:
+            throw syntaxError("invalid escape", at: escapeStart)
+        }
+    }
+
+    /// Validates the UTF-8 sequence whose lead byte (at least 0x80) is at `index`.
+    mutating func skipUTF8Sequence(lead: UInt8) throws(ChatPageScanError) {
+        let continuationCount: Int
+        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: continuationCount = 1
+        case 0xE0: continuationCount = 2; secondRange = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: continuationCount = 2
+        case 0xED: continuationCount = 2; secondRange = 0x80...0x9F
+        case 0xF0: continuationCount = 3; secondRange = 0x90...0xBF
+        case 0xF1...0xF3: continuationCount = 3
+        case 0xF4: continuationCount = 3; secondRange = 0x80...0x8F
+        default: throw syntaxError("invalid UTF-8")
+        }
+        guard index + continuationCount < end, secondRange.contains(bytes[index + 1]) else {
+            throw syntaxError("invalid UTF-8")
+        }
+        var offset = 2
+        while offset <= continuationCount {
+            guard (0x80...0xBF).contains(bytes[index + offset]) else { throw syntaxError("invalid UTF-8") }
+            offset += 1
+        }
+        index += continuationCount + 1
+    }
+
+    static func hexValue(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32? {
+        var value: UInt32 = 0
+        for position in offset..<(offset + 4) {
+            let byte = bytes[position]
+            let digit: UInt8
+            switch byte {
+            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+
+    // MARK: Decoding
+
+    /// The text of a validated string token, escapes resolved the way `JSONValue`'s
+    /// parser resolves them (a lone UTF-16 surrogate becomes U+FFFD).
+    func decode(_ token: StringToken) -> String {
+        let contents = UnsafeRawBufferPointer(rebasing: bytes[token.contents])
+        guard token.hasEscapes else { return String(decoding: contents, as: UTF8.self) }
+        // The token was validated: let `JSONValue`'s parser resolve the escapes, from the
+        // opening quote to the closing one, so that both read strings the same way.
+        let quoted = (token.contents.lowerBound - 1)..<(token.contents.upperBound + 1)
+        var parser = JSONParser(UnsafeRawBufferPointer(rebasing: bytes[quoted]))
+        return (try? parser.parseString()) ?? String(decoding: contents, as: UTF8.self)
+    }
+}
+
+private enum ASCII {
+    static let quote = UInt8(ascii: "\"")
+    static let backslash = UInt8(ascii: "\\")
+    static let slash = UInt8(ascii: "/")
+    static let openBrace = UInt8(ascii: "{")
+    static let closeBrace = UInt8(ascii: "}")
+    static let openBracket = UInt8(ascii: "[")
+    static let closeBracket = UInt8(ascii: "]")
+    static let colon = UInt8(ascii: ":")
+    static let comma = UInt8(ascii: ",")
+    static let minus = UInt8(ascii: "-")
+    static let plus = UInt8(ascii: "+")
+    static let dot = UInt8(ascii: ".")
+    static let zero = UInt8(ascii: "0")
+    static let nine = UInt8(ascii: "9")
+    static let lowerE = UInt8(ascii: "e")
+    static let upperE = UInt8(ascii: "E")
+    static let lowerU = UInt8(ascii: "u")
+}

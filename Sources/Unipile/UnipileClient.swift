@@ -1,0 +1,326 @@
+import AsyncHTTPClient
+import Foundation
+import ChatBridgeConfig
+import ChatBridgeCore
+
+/// Reads every page of Unipile's "List all chats" (`GET /api/v1/chats`) for one source.
+///
+/// A `Sendable` value over one shared `HTTPClient`: copies share the connection pool and
+/// the ``RequestPacer``, so `max_requests_per_second` holds across all of a source's
+/// requests. Each page is scanned (not decoded) and handed to the caller as it arrives;
+/// pages are never accumulated, so memory stays at one page whatever the workspace size.
+///
+/// ```swift
+/// let http = HTTPClient(eventLoopGroupProvider: .singleton,
+///                       configuration: UnipileClient.makeHTTPClientConfiguration())
+/// let client = UnipileClient(httpClient: http, baseURL: url, apiKey: key,
+///                            requestTimeout: .seconds(30), maxRequestsPerSecond: 5)
+/// do {
+///     let summary = try await client.fetchAllChats(ChatListQuery(pageSize: 250), fingerprintSeed: seed) { page in
+///         for item in page.items { /* compare item.fingerprint, copy page.rawData(of: item) */ }
+///     }
+/// } catch {
+///     // error is a PollFailure: which page, and what went wrong
+/// }
+/// ```
+///
+/// The shared `HTTPClient` must not follow redirects (``makeHTTPClientConfiguration()``):
+/// AsyncHTTPClient forwards custom headers such as `X-API-KEY` to the redirect target.
+package struct UnipileClient: Sendable {
+    /// The largest page body read before the poll fails (64 MiB): a hostile or broken
+    /// server cannot make chatbridge allocate without bound.
+    package static let defaultMaxPageBytes = 64 << 20
+    /// The most pages one poll reads before it fails as a cursor that never ends.
+    package static let defaultMaxPages = 1_000_000
+    /// The most of an error body that is read; the rest is dropped.
+    static let errorBodyLimit = 64 << 10
+    /// How much longer than AsyncHTTPClient's deadline the whole exchange may take.
+    static let timeoutGrace = Duration.milliseconds(250)
+    /// Sent as `User-Agent: chatbridge/<version>`.
+    package static let version = ChatBridgeVersion.current
+
+    package let httpClient: HTTPClient
+    /// The base URL as configured, e.g. `https://api1.unipile.com:13111`.
+    package let baseURL: URL
+    /// `baseURL` with `/api/v1/chats` appended, or `nil` when `baseURL` is not an http(s)
+    /// URL with a host.
+    package let chatsURL: String?
+    /// Sent as `X-API-KEY`; never printed.
+    package let apiKey: Secret
+    /// How long one request may take, from sending to the last byte of its body (a
+    /// stalling body gets 250 ms more before it counts as a timeout).
+    package let requestTimeout: Duration
+    /// Paces the requests of the source.
+    package let pacer: RequestPacer
+    package let userAgent: String
+    package var maxPageBytes: Int
+    package var maxPages: Int
+
+    /// A client with its own pacer; copies of it share that pacer.
+    package init(
+        httpClient: HTTPClient,
+        baseURL: URL,
+        apiKey: Secret,
+        requestTimeout: Duration = .seconds(30),
+        maxRequestsPerSecond: Double = 0,
+        userAgent: String = "chatbridge/\(UnipileClient.version)",
+        maxPageBytes: Int = UnipileClient.defaultMaxPageBytes,
+        maxPages: Int = UnipileClient.defaultMaxPages
+    ) {
+        self.init(
+            httpClient: httpClient, baseURL: baseURL, apiKey: apiKey, requestTimeout: requestTimeout,
+            pacer: RequestPacer(maxRequestsPerSecond: maxRequestsPerSecond), userAgent: userAgent,
+            maxPageBytes: maxPageBytes, maxPages: maxPages)
+    }
+
+    /// A client that paces its requests with `pacer` (shared with whoever else uses it).
+    package init(
+        httpClient: HTTPClient,
+        baseURL: URL,
+        apiKey: Secret,
+        requestTimeout: Duration = .seconds(30),
+        pacer: RequestPacer,
+        userAgent: String = "chatbridge/\(UnipileClient.version)",
+        maxPageBytes: Int = UnipileClient.defaultMaxPageBytes,
+        maxPages: Int = UnipileClient.defaultMaxPages
+    ) {
+        self.httpClient = httpClient
+        self.baseURL = baseURL
+        self.chatsURL = Self.chatsURL(for: baseURL)
+        self.apiKey = apiKey
+        self.requestTimeout = requestTimeout
+        self.pacer = pacer
+        self.userAgent = userAgent
+        self.maxPageBytes = maxPageBytes
+        self.maxPages = maxPages
+    }
+
+    /// The client of a configured source: its URL, key, timeout and rate limit.
+    package init(source: SourceConfiguration, httpClient: HTTPClient) {
+        self.init(
+            httpClient: httpClient, baseURL: source.url, apiKey: source.apiKey, requestTimeout: source.timeout,
+            maxRequestsPerSecond: source.maxRequestsPerSecond)
+    }
+
+    /// The `HTTPClient` configuration the shared client should use: no redirects (they
+    /// would carry the API key to another host; a 3xx fails the poll instead).
+    package static func makeHTTPClientConfiguration() -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return configuration
+    }
+
+    /// `baseURL` with `/api/v1/chats` appended (a trailing slash tolerated, query and
+    /// fragment dropped), or `nil` when it is not an http(s) URL with a host.
+    package static func chatsURL(for baseURL: URL) -> String? {
+        guard var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false),
+            let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = components.host, !host.isEmpty
+        else { return nil }
+        var path = components.percentEncodedPath
+        while path.hasSuffix("/") { path.removeLast() }
+        components.percentEncodedPath = path + "/api/v1/chats"
+        components.query = nil
+        components.fragment = nil
+        return components.string
+    }
+
+    /// The URL of one page request.
+    package func pageURL(_ query: ChatListQuery, cursor: String?) -> String? {
+        chatsURL.map { $0 + "?" + query.percentEncodedQuery(cursor: cursor) }
+    }
+
+    // MARK: Polling
+
+    /// Reads every page of the chat list, following `cursor` until it is `null`, and
+    /// hands each page to `onPage` as soon as it is scanned.
+    ///
+    /// The poll fails at the first page that fails: an error status, a timeout, a
+    /// transport error, a body that is not a valid page, a cursor that repeats (or more
+    /// than ``maxPages`` pages), or an error thrown by `onPage`. A failed poll is
+    /// incomplete: whatever `onPage` saw must not become the stored snapshot.
+    ///
+    /// - Parameters:
+    ///   - query: page size and filters.
+    ///   - fingerprintSeed: the store's seed for ``ChatFingerprint``.
+    ///   - onPage: called once per page, in order, before the next page is requested.
+    ///     A `PollFailure` it throws is passed through; a `CancellationError` becomes
+    ///     ``PollFailure/cancelled``; anything else ``PollFailure/pageHandler(_:page:)``.
+    /// - Returns: how many pages, items and bytes the complete poll read.
+    package func fetchAllChats(
+        _ query: ChatListQuery,
+        fingerprintSeed: UInt64,
+        onPage: (ChatPage) async throws -> Void
+    ) async throws(PollFailure) -> PollSummary {
+        var summary = PollSummary(pages: 0, items: 0, bytes: 0)
+        var cursor: String?
+        var seenCursors: Set<String> = []
+        while true {
+            let pageNumber = summary.pages + 1
+            if Task.isCancelled { throw .cancelled }
+            guard let url = pageURL(query, cursor: cursor) else {
+                throw .transport("the base URL is not an http(s) URL with a host", page: pageNumber)
+            }
+            let body = try await fetchPageBody(url: url, page: pageNumber)
+            let scanned: ScannedPage
+            do {
+                scanned = try ChatPageScanner.scan(body, fingerprintSeed: fingerprintSeed)
+            } catch {
+                throw .malformed(error.description, page: pageNumber)
+            }
+            summary.pages = pageNumber
+            summary.items += scanned.items.count
+            summary.bytes += body.count
+
+            do {
+                try await onPage(ChatPage(number: pageNumber, body: body, scanned: scanned))
+            } catch let failure as PollFailure {
+                throw failure
+            } catch is CancellationError {
+                throw .cancelled
+            } catch {
+                throw .pageHandler(error, page: pageNumber)
+            }
+
+            guard let next = scanned.cursor else { return summary }
+            guard seenCursors.insert(next).inserted else {
+                throw .malformed("the API returned a cursor it had already returned in this poll (paging would never end)", page: pageNumber)
+            }
+            guard pageNumber < maxPages else {
+                throw .malformed("more than \(maxPages) pages in one poll (the cursor does not end)", page: pageNumber)
+            }
+            cursor = next
+        }
+    }
+
+    /// Fetches one page: waits for the pacer, then sends the request and reads the whole
+    /// body within ``requestTimeout``.
+    func fetchPageBody(url: String, page: Int) async throws(PollFailure) -> [UInt8] {
+        let request = makeRequest(url: url)
+
+        do {
+            try await pacer.waitForTurn()
+        } catch {
+            throw .cancelled
+        }
+
+        let response: PageResponse
+        do {
+            response = try await withThrowingTaskGroup(of: PageResponse?.self) { group in
+                group.addTask { try await self.exchange(request) }
+                group.addTask {
+                    // AsyncHTTPClient's deadline (the same timeout) ends a request without
+                    // an answer head, with the connection's error when there is one (a
+                    // refused connection is retried until then). This timer, a little
+                    // later, also ends a body that stalls.
+                    try await Task.sleep(for: self.requestTimeout + Self.timeoutGrace)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                // The first child to finish decides: the answer, or the timeout.
+                guard case .some(.some(let response)) = try await group.next() else { throw RequestTimedOut() }
+                return response
+            }
+        } catch {
+            throw classify(error, page: page)
+        }
+
+        switch response {
+        case .page(let body): return body
+        case .error(let error): throw .api(error.redacting(apiKey), page: page)
+        }
+    }
+
+    // MARK: One exchange
+
+    private func makeRequest(url: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "X-API-KEY", value: apiKey.value)
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: userAgent)
+        return request
+    }
+
+    private enum PageResponse: Sendable {
+        case page([UInt8])
+        case error(UnipileAPIError)
+    }
+
+    private struct RequestTimedOut: Error {}
+
+    private struct PageTooLarge: Error {
+        var limit: Int
+    }
+
+    /// Sends `request` and reads its body: the whole body for a 2xx (at most
+    /// ``maxPageBytes``), the start of it otherwise.
+    private func exchange(_ request: HTTPClientRequest) async throws -> PageResponse {
+        let response = try await httpClient.execute(request, timeout: .nanoseconds(requestTimeout.clampedNanoseconds))
+        let status = Int(response.status.code)
+        if (200..<300).contains(status) {
+            return .page(try await Self.readBody(of: response, limit: maxPageBytes, truncating: false))
+        }
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
+        let body: [UInt8]
+        do {
+            body = try await Self.readBody(of: response, limit: Self.errorBodyLimit, truncating: true)
+        } catch where !Task.isCancelled {
+            // The status says enough; a broken error body must not hide it.
+            body = []
+        }
+        return .error(UnipileAPIError(status: status, body: body, retryAfter: retryAfter))
+    }
+
+    private static func readBody(of response: HTTPClientResponse, limit: Int, truncating: Bool) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        if let declared = response.headers.first(name: "Content-Length").flatMap(Int.init), declared >= 0 {
+            if declared > limit, !truncating { throw PageTooLarge(limit: limit) }
+            bytes.reserveCapacity(min(declared, limit))
+        }
+        for try await chunk in response.body {
+            let room = limit - bytes.count
+            if chunk.readableBytes > room {
+                guard truncating else { throw PageTooLarge(limit: limit) }
+                chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0.prefix(room)) }
+                break
+            }
+            chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+    }
+
+    // MARK: Helpers
+
+    private func classify(_ error: any Error, page: Int) -> PollFailure {
+        if Task.isCancelled || error is CancellationError { return .cancelled }
+        if error is RequestTimedOut { return .timeout(page: page) }
+        if let error = error as? PageTooLarge {
+            return .malformed("the page body is larger than \(Self.byteCount(error.limit))", page: page)
+        }
+        if let error = error as? HTTPClientError {
+            if error == .deadlineExceeded || error == .readTimeout { return .timeout(page: page) }
+            if error == .cancelled { return .cancelled }
+        }
+        return .transport(redacted(String(describing: error)), page: page)
+    }
+
+    /// `text` on one line, without the API key.
+    private func redacted(_ text: String) -> String {
+        var text = text
+        if !apiKey.value.isEmpty {
+            text = text.replacingOccurrences(of: apiKey.value, with: apiKey.description)
+        }
+        return UnipileAPIError.printable(text)
+    }
+
+
+    /// The seconds form of `Retry-After` (the date form is rare for APIs; ignored).
+    static func retryAfter(_ value: String) -> Duration? {
+        guard let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
+        return .seconds(min(seconds, 86_400))
+    }
+
+    static func byteCount(_ bytes: Int) -> String {
+        bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
+    }
+}
