@@ -61,7 +61,7 @@ let package = Package(
         // Pure: how an event reads as text or a webhook body (templates, summary, formats).
         .target(
             name: "Formats",
-            dependencies: ["ChatBridgeCore", .product(name: "Mustache", package: "swift-mustache")]
+            dependencies: ["ChatBridgeCore", "ChatBridgeConfig", .product(name: "Mustache", package: "swift-mustache")]
         ),
         // Pure: rule files, CEL conditions, routing, and every rule policy as a decision.
         .target(
@@ -104,6 +104,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
 

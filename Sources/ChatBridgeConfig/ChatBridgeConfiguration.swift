@@ -207,9 +207,8 @@ package struct SinkConfiguration: Sendable, Hashable {
 /// Options of a `type: webhook` sink.
 package struct WebhookSinkConfiguration: Sendable, Hashable {
     /// The body shape (`format:`).
-    package enum Format: String, Sendable, Hashable, CaseIterable {
-        case json, slack, discord, teams
-    }
+    /// The body shapes, one type for configuration and delivery alike.
+    package typealias Format = DeliveryFormat
 
     /// Where to POST; a secret (incoming-webhook URLs carry their own credentials).
     package var url: Secret

@@ -22,6 +22,13 @@ package enum RetryAfter {
         return parseHTTPDate(text)
     }
 
+    /// The wait a `Retry-After` header asks for from `now`: 0 for a date in the past,
+    /// at most `atMost`; `nil` when it is not a `Retry-After` value.
+    package static func delay(_ header: String, now: Date, atMost limit: Duration) -> Duration? {
+        guard let date = parse(header, now: now) else { return nil }
+        return min(limit, .seconds(exactly: date.timeIntervalSince(now)))
+    }
+
     /// Parses an HTTP-date (any of its three forms) as UTC.
     package static func parseHTTPDate(_ text: String) -> Date? {
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)

@@ -161,19 +161,9 @@ package final class Dispatcher: Sendable {
     @discardableResult
     package func drain(timeout: Duration) async throws -> DrainEnd {
         let deadline = now().addingTimeInterval(timeout.seconds)
-        return try await withThrowingTaskGroup(of: DrainEnd.self) { group in
-            group.addTask {
-                try await self.runLoops(deadline: deadline)
-                return .nothingMoreDue
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return .timedOut
-            }
-            defer { group.cancelAll() }
-            // The first child to finish ends the drain: all loops done, or the timeout.
-            return try await group.next() ?? .timedOut
-        }
+        // The first to finish ends the drain: all loops done, or the timeout.
+        let finished: Void? = try await withTimeout(timeout) { try await self.runLoops(deadline: deadline) }
+        return finished == nil ? .timedOut : .nothingMoreDue
     }
 
     // MARK: Loops

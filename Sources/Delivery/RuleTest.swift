@@ -165,7 +165,7 @@ extension RuleSet {
         case .standardOutput:
             return SinkPreview(sink: name, content: .line(delivered))
         case .webhook(let webhook):
-            let format = DeliveryFormat(rawValue: webhook.format.rawValue) ?? .json
+            let format = webhook.format
             let text: String
             if !format.usesText {
                 text = ""

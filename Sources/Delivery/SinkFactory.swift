@@ -44,7 +44,7 @@ package func makeSink(
         return WebhookSink(
             name: name,
             url: webhook.url,
-            format: DeliveryFormat(rawValue: webhook.format.rawValue) ?? .json,
+            format: webhook.format,
             template: template,
             signer: webhook.secret.map { WebhookSigner(secret: $0.value) },
             headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChatBridgeConfig
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -106,16 +107,8 @@ package struct WebhookSink: DeliverySink {
         let timeout = timeout
         let finishedRequest = httpRequest
         do {
-            let response = try await withThrowingTaskGroup(of: Exchange?.self) { group in
-                group.addTask { try await self.exchange(finishedRequest) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                // The first child to finish decides: the answer, or the timeout.
-                guard case .some(.some(let exchange)) = try await group.next() else { throw TimedOut() }
-                return exchange
+            guard let response = try await withTimeout(timeout, { try await self.exchange(finishedRequest) }) else {
+                throw TimedOut()
             }
             return HTTPOutcome.classify(
                 status: response.status, location: response.location, retryAfter: response.retryAfter,

@@ -131,13 +131,8 @@ package final class Bridge: Service, Sendable {
             return outcomes
         }
         try await state.dispatcher.drain(timeout: drainTimeout)
-        // From cron there is no background pruning: prune what is due once per run.
-        let cutoff = Date().addingTimeInterval(-state.configuration.retention.seconds)
-        do {
-            _ = try await store.prune(olderThan: cutoff)
-        } catch {
-            logger.warning("retention: pruning failed: \(error)")
-        }
+        // From cron there is no background pruning: one pass of the same service per run.
+        await RetentionService(store: store, retention: state.configuration.retention, logger: logger).pruneOnce()
         var failed: [String: String] = [:]
         for (name, outcome) in outcomes {
             if case .failed(let reason, _) = outcome { failed[name] = reason }

@@ -4,7 +4,6 @@ import ServiceLifecycle
 import ChatBridgeCore
 import Delivery
 import Store
-import StoreSQLite
 
 /// Prunes the store in the background (config.md `retention`, store.md "Retention"):
 /// shortly after start, then every `interval`, it deletes events and finished
@@ -20,7 +19,7 @@ import StoreSQLite
 /// stops after its current batch). A failed prune is logged and tried again at the next
 /// interval; it never ends the service.
 package struct RetentionService: Service {
-    private let store: SQLiteStore
+    private let store: any StoreRetention
     private let retention: @Sendable () -> Duration
     private let interval: Duration
     private let firstRunAfter: Duration
@@ -39,7 +38,7 @@ package struct RetentionService: Service {
     ///   - now: the clock.
     ///   - onPruned: called after every completed run (tests wait on it).
     package init(
-        store: SQLiteStore,
+        store: any StoreRetention,
         retention: @escaping @Sendable () -> Duration,
         interval: Duration = .seconds(300),
         firstRunAfter: Duration = .seconds(30),
@@ -60,7 +59,7 @@ package struct RetentionService: Service {
 
     /// Keeps a fixed retention.
     package init(
-        store: SQLiteStore, retention: Duration, interval: Duration = .seconds(300),
+        store: any StoreRetention, retention: Duration, interval: Duration = .seconds(300),
         firstRunAfter: Duration = .seconds(30), batchSize: Int = 500,
         logger: Logger = Logger(label: "chatbridge.retention")
     ) {
@@ -90,7 +89,7 @@ package struct RetentionService: Service {
         let cutoff = current.addingTimeInterval(-keep.seconds)
         let started = ContinuousClock.now
         do {
-            let result = try await store.prune(olderThan: cutoff, now: current, batchSize: batchSize)
+            let result = try await store.prune(olderThan: cutoff, now: current, batchSize: batchSize, checkpoint: true)
             let elapsed = ContinuousClock.now - started
             logger.log(
                 level: result.total > 0 ? .info : .debug,

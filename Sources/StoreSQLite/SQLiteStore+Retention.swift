@@ -37,101 +37,118 @@ extension SQLiteStore {
     package func prune(
         olderThan cutoff: Date, now: Date = Date(), batchSize: Int = 500, checkpoint: Bool = true
     ) async throws -> PruneResult {
-        let batchSize = max(1, batchSize)
+        let limit = max(1, batchSize)
+        let cutoff = cutoff.storeValue
         var result = PruneResult()
-        let cutoffValue = cutoff.storeValue
-
+        func count(_ pass: (deleted: Int, batches: Int), into field: WritableKeyPath<PruneResult, Int>) {
+            result[keyPath: field] += pass.deleted
+            result.batches += pass.batches
+        }
         // Deliveries first: an event goes only once it has no delivery row left.
         for status in ["delivered", "dead"] {
-            while true {
-                try Task.checkCancellation()
-                let deleted = try await pool.write { db in
-                    try db.execute(sql: """
-                        DELETE FROM deliveries WHERE id IN (
-                            SELECT id FROM deliveries WHERE status = ? AND finished_at < ? LIMIT ?)
-                        """, arguments: [status, cutoffValue, batchSize])
-                    return db.changesCount
-                }
-                result.batches += 1
-                result.deliveries += deleted
-                if deleted < batchSize { break }
-            }
+            count(try await inBatches(from: ()) { db, _ in
+                try Self.deleteFinishedDeliveries(db, status: status, before: cutoff, limit: limit)
+            }, into: \.deliveries)
         }
-
-        // Events, walking the time index with a cursor, so that old events still waiting
-        // for a delivery are looked at once per prune, not once per batch.
-        var cursor = (occurredAt: -Double.greatestFiniteMagnitude, sequence: Int64.min)
-        while true {
-            try Task.checkCancellation()
-            let after = cursor
-            let (scanned, deleted, last) = try await pool.write { db in
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT e.seq, e.occurred_at, EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-                    FROM events e
-                    WHERE e.occurred_at < ? AND (e.occurred_at, e.seq) > (?, ?)
-                    ORDER BY e.occurred_at, e.seq
-                    LIMIT ?
-                    """, arguments: [cutoffValue, after.occurredAt, after.sequence, batchSize])
-                let unreferenced: [Int64] = rows.compactMap { row in (row[2] as Bool) ? nil : row[0] }
-                var deleted = 0
-                if !unreferenced.isEmpty {
-                    let placeholders = Array(repeating: "?", count: unreferenced.count).joined(separator: ",")
-                    try db.execute(
-                        sql: "DELETE FROM events WHERE seq IN (\(placeholders))",
-                        arguments: StatementArguments(unreferenced))
-                    deleted = db.changesCount
-                }
-                let last = rows.last.map { (occurredAt: $0[1] as Double, sequence: $0[0] as Int64) }
-                return (rows.count, deleted, last)
-            }
-            result.batches += 1
-            result.events += deleted
-            guard let last, scanned == batchSize else { break }
-            cursor = last
-        }
-
-        // Poll rows are appended in time order: walk them by id and stop at the first
-        // that is recent enough to keep.
-        var afterID = Int64.min
-        while true {
-            try Task.checkCancellation()
-            let after = afterID
-            let (deleted, reachedRecent, lastID) = try await pool.write { db in
-                let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, finished_at FROM polls WHERE id > ? ORDER BY id LIMIT ?",
-                    arguments: [after, batchSize])
-                let old = rows.prefix { ($0[1] as Double) < cutoffValue }.map { $0[0] as Int64 }
-                var deleted = 0
-                if !old.isEmpty {
-                    try db.execute(
-                        sql: "DELETE FROM polls WHERE id >= ? AND id <= ?", arguments: [old.first!, old.last!])
-                    deleted = db.changesCount
-                }
-                return (deleted, old.count < rows.count || rows.count < batchSize, old.last)
-            }
-            result.batches += 1
-            result.polls += deleted
-            guard !reachedRecent, let lastID else { break }
-            afterID = lastID
-        }
-
-        while true {
-            try Task.checkCancellation()
-            let deleted = try await pool.write { db in
-                try db.execute(sql: """
-                    DELETE FROM throttles WHERE rowid IN (SELECT rowid FROM throttles WHERE until < ? LIMIT ?)
-                    """, arguments: [now.storeValue, batchSize])
-                return db.changesCount
-            }
-            result.batches += 1
-            result.throttles += deleted
-            if deleted < batchSize { break }
-        }
+        count(try await inBatches(from: EventCursor.start) { db, cursor in
+            try Self.deleteUnreferencedEvents(db, before: cutoff, after: cursor, limit: limit)
+        }, into: \.events)
+        count(try await inBatches(from: Int64.min) { db, afterID in
+            try Self.deleteOldPolls(db, before: cutoff, after: afterID, limit: limit)
+        }, into: \.polls)
+        count(try await inBatches(from: ()) { db, _ in
+            try Self.deleteEndedThrottles(db, before: now.storeValue, limit: limit)
+        }, into: \.throttles)
 
         if checkpoint, result.total > 0 {
             result.checkpointed = (try? await truncateWriteAheadLog()) ?? false
         }
         return result
+    }
+
+    /// Runs `batch` in write transactions of its own, each starting where the last one
+    /// said, until one says it is done (`next` is `nil`): short transactions that polls
+    /// and deliveries interleave with.
+    private func inBatches<Position: Sendable>(
+        from start: Position, _ batch: @escaping @Sendable (Database, Position) throws -> (deleted: Int, next: Position?)
+    ) async throws -> (deleted: Int, batches: Int) {
+        var position = start
+        var total = (deleted: 0, batches: 0)
+        while true {
+            try Task.checkCancellation()
+            let current = position
+            let (deleted, next) = try await pool.write { db in try batch(db, current) }
+            total.deleted += deleted
+            total.batches += 1
+            guard let next else { return total }
+            position = next
+        }
+    }
+
+    private static func deleteFinishedDeliveries(
+        _ db: Database, status: String, before cutoff: Double, limit: Int
+    ) throws -> (deleted: Int, next: Void?) {
+        try db.execute(sql: """
+            DELETE FROM deliveries WHERE id IN (
+                SELECT id FROM deliveries WHERE status = ? AND finished_at < ? LIMIT ?)
+            """, arguments: [status, cutoff, limit])
+        let deleted = db.changesCount
+        return (deleted, deleted < limit ? nil : ())
+    }
+
+    /// Where the walk of the events' time index stands.
+    private struct EventCursor: Sendable {
+        var occurredAt: Double
+        var sequence: Int64
+        static let start = EventCursor(occurredAt: -Double.greatestFiniteMagnitude, sequence: Int64.min)
+    }
+
+    /// Old events without a delivery row, walking the time index with a cursor, so that
+    /// old events still waiting for a delivery are looked at once per prune, not once per batch.
+    private static func deleteUnreferencedEvents(
+        _ db: Database, before cutoff: Double, after cursor: EventCursor, limit: Int
+    ) throws -> (deleted: Int, next: EventCursor?) {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT e.seq, e.occurred_at, EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+            FROM events e
+            WHERE e.occurred_at < ? AND (e.occurred_at, e.seq) > (?, ?)
+            ORDER BY e.occurred_at, e.seq
+            LIMIT ?
+            """, arguments: [cutoff, cursor.occurredAt, cursor.sequence, limit])
+        let unreferenced: [Int64] = rows.compactMap { row in (row[2] as Bool) ? nil : row[0] }
+        var deleted = 0
+        if !unreferenced.isEmpty {
+            let placeholders = Array(repeating: "?", count: unreferenced.count).joined(separator: ",")
+            try db.execute(
+                sql: "DELETE FROM events WHERE seq IN (\(placeholders))", arguments: StatementArguments(unreferenced))
+            deleted = db.changesCount
+        }
+        guard rows.count == limit, let last = rows.last else { return (deleted, nil) }
+        return (deleted, EventCursor(occurredAt: last[1], sequence: last[0]))
+    }
+
+    /// Poll rows are appended in time order: walk them by id and stop at the first that
+    /// is recent enough to keep.
+    private static func deleteOldPolls(
+        _ db: Database, before cutoff: Double, after afterID: Int64, limit: Int
+    ) throws -> (deleted: Int, next: Int64?) {
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, finished_at FROM polls WHERE id > ? ORDER BY id LIMIT ?", arguments: [afterID, limit])
+        let old = rows.prefix { ($0[1] as Double) < cutoff }.map { $0[0] as Int64 }
+        guard let first = old.first, let last = old.last else { return (0, nil) }
+        try db.execute(sql: "DELETE FROM polls WHERE id >= ? AND id <= ?", arguments: [first, last])
+        let reachedRecent = old.count < rows.count || rows.count < limit
+        return (db.changesCount, reachedRecent ? nil : last)
+    }
+
+    private static func deleteEndedThrottles(
+        _ db: Database, before now: Double, limit: Int
+    ) throws -> (deleted: Int, next: Void?) {
+        try db.execute(sql: """
+            DELETE FROM throttles WHERE rowid IN (SELECT rowid FROM throttles WHERE until < ? LIMIT ?)
+            """, arguments: [now, limit])
+        let deleted = db.changesCount
+        return (deleted, deleted < limit ? nil : ())
     }
 
     /// Copies the write-ahead log into the database and truncates it to zero bytes.

@@ -206,21 +206,13 @@ package struct UnipileClient: Sendable {
 
         let response: PageResponse
         do {
-            response = try await withThrowingTaskGroup(of: PageResponse?.self) { group in
-                group.addTask { try await self.exchange(request) }
-                group.addTask {
-                    // AsyncHTTPClient's deadline (the same timeout) ends a request without
-                    // an answer head, with the connection's error when there is one (a
-                    // refused connection is retried until then). This timer, a little
-                    // later, also ends a body that stalls.
-                    try await Task.sleep(for: self.requestTimeout + Self.timeoutGrace)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                // The first child to finish decides: the answer, or the timeout.
-                guard case .some(.some(let response)) = try await group.next() else { throw RequestTimedOut() }
-                return response
-            }
+            // AsyncHTTPClient's deadline (the same timeout) ends a request without an
+            // answer head, with the connection's error when there is one (a refused
+            // connection is retried until then). This timer, a little later, also ends a
+            // body that stalls.
+            guard let answer = try await withTimeout(requestTimeout + Self.timeoutGrace, { try await self.exchange(request) })
+            else { throw RequestTimedOut() }
+            response = answer
         } catch {
             throw classify(error, page: page)
         }
@@ -260,7 +252,7 @@ package struct UnipileClient: Sendable {
         if (200..<300).contains(status) {
             return .page(try await Self.readBody(of: response, limit: maxPageBytes, truncating: false))
         }
-        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: Date()) }
         let body: [UInt8]
         do {
             body = try await Self.readBody(of: response, limit: Self.errorBodyLimit, truncating: true)
@@ -314,10 +306,10 @@ package struct UnipileClient: Sendable {
     }
 
 
-    /// The seconds form of `Retry-After` (the date form is rare for APIs; ignored).
-    static func retryAfter(_ value: String) -> Duration? {
-        guard let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
-        return .seconds(min(seconds, 86_400))
+    /// The wait a `Retry-After` header asks for (seconds or an HTTP-date, through the one
+    /// ``RetryAfter`` parser), at most a day.
+    static func retryAfter(_ value: String, now: Date) -> Duration? {
+        RetryAfter.delay(value, now: now, atMost: .seconds(86_400))
     }
 
     static func byteCount(_ bytes: Int) -> String {

@@ -67,87 +67,30 @@ func loadRules(_ configuration: ChatBridgeConfiguration) throws -> RuleSet {
     }
 }
 
-/// Runs the bridge as `run` does; shared with `demo`.
+/// Runs the bridge as `run` does; shared with `demo`. Maps what the daemon throws to
+/// exit codes: 1 for a store that cannot be opened, a failed source with `--once`, or
+/// anything that stopped the daemon.
 func runBridge(
     configuration: ChatBridgeConfiguration, rules: RuleSet, once: Bool, drainTimeout: Duration,
     reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)? = nil,
     alongside: (@Sendable () async throws -> Void)? = nil
 ) async throws {
-    let logger = Logger(label: "chatbridge")
-    let httpClient = HTTPClient(
-        eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
-    do {
-        try await runBridge(
-            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout, logger: logger,
-            httpClient: httpClient, reload: reload, alongside: alongside)
-    } catch {
-        try? await httpClient.shutdown()
-        throw error
-    }
-    try? await httpClient.shutdown()
-}
-
-private func runBridge(
-    configuration: ChatBridgeConfiguration, rules: RuleSet, once: Bool, drainTimeout: Duration, logger: Logger,
-    httpClient: HTTPClient, reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)?,
-    alongside: (@Sendable () async throws -> Void)?
-) async throws {
-    let bridge: Bridge
-    do {
-        let synchronous = ProcessInfo.processInfo.environment["CHATBRIDGE_SQLITE_SYNCHRONOUS"]?.lowercased()
-        bridge = try Bridge(
-            configuration: configuration, rules: rules, httpClient: httpClient, logger: logger,
-            synchronousFull: synchronous == "full")
-    } catch {
-        printError("\(error)")
-        throw ExitCode(1)
-    }
+    var daemon = BridgeDaemon(configuration: configuration, rules: rules, logger: Logger(label: "chatbridge"))
+    daemon.synchronousFull = ProcessInfo.processInfo.environment["CHATBRIDGE_SQLITE_SYNCHRONOUS"]?.lowercased() == "full"
+    daemon.reload = reload
+    daemon.alongside = alongside
     do {
         if once {
-            let result = try await bridge.runOnce(drainTimeout: drainTimeout)
+            let result = try await daemon.runOnce(drainTimeout: drainTimeout)
             for (source, reason) in result.failedSources.sorted(by: { $0.key < $1.key }) {
                 printError("source \(source): poll failed: \(reason)")
             }
             if !result.allSourcesComplete { throw ExitCode(1) }
-            return
+        } else {
+            try await daemon.run()
         }
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
-        if let alongside { services.append(.init(service: ClosureService(body: alongside))) }
-        services.append(.init(service: RetentionService(
-            store: bridge.store, retention: { bridge.configuration.retention }, logger: logger)))
-        if let listen = configuration.http {
-            // First in the list: shut down last, so /healthz answers while the bridge stops.
-            services.insert(.init(service: OperationsServer(
-                listen: listen, store: bridge.store, metrics: bridge.metrics,
-                sources: { bridge.configuration.sources }, logger: logger)), at: 0)
-        }
-        if let reload {
-            services.append(.init(service: ClosureService {
-                for await _ in signalStream(SIGHUP) {
-                    logger.notice("SIGHUP: reloading config and rules")
-                    if let (configuration, rules) = reload() { bridge.reload(configuration: configuration, rules: rules) }
-                }
-            }))
-        }
-        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
-        groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
-        groupConfiguration.cancellationSignals = []
-        groupConfiguration.maximumGracefulShutdownDuration = .seconds(8)
-        try await ServiceGroup(configuration: groupConfiguration).run()
-    } catch is Dispatcher.OutputClosed {
-        return  // `chatbridge run | head -3`: a reader that went away is not an error
-    } catch let error as ExitCode {
-        throw error
-    } catch {
-        printError("\(error)")
+    } catch let failure as BridgeDaemon.Failure {
+        printError("\(failure)")
         throw ExitCode(1)
-    }
-}
-
-/// A service that runs a closure until graceful shutdown cancels it.
-struct ClosureService: Service {
-    let body: @Sendable () async throws -> Void
-    func run() async throws {
-        try await cancelWhenGracefulShutdown { try await body() }
     }
 }

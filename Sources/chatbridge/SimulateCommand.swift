@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Runtime
 import UnipileSimulator
 import ChatBridgeCore
 
@@ -34,7 +35,7 @@ struct SimulateCommand: AsyncParsableCommand {
         let options = SimulatorOptions(
             port: port, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery?.duration)
         let simulator = UnipileSimulator(options: options, logger: Logger(label: "chatbridge.simulator"))
-        try await withShutdownSignals {
+        try await runUntilStopped(logger: Logger(label: "chatbridge.simulator")) {
             try await simulator.run { port in
                 printLine("READY \(port)")
                 printError("simulator on http://127.0.0.1:\(port)/api/v1/chats (X-API-KEY: as given by --api-key)")

@@ -1,0 +1,165 @@
+import AsyncHTTPClient
+import ChatBridgeConfig
+import Delivery
+import Foundation
+import Logging
+import Rules
+import ServiceLifecycle
+import Store
+import StoreSQLite
+import Unipile
+import UnixSignals
+
+/// `chatbridge run` as services: the bridge, retention, the `/metrics` and `/healthz`
+/// server, reload on SIGHUP, and graceful shutdown on SIGTERM/SIGINT with a deadline.
+///
+/// The command line parses arguments and maps what this throws to exit codes; every
+/// other part of running the daemon is assembled here.
+///
+/// ```swift
+/// let daemon = BridgeDaemon(configuration: configuration, rules: rules, logger: logger)
+/// try await daemon.run()                                    // until SIGTERM
+/// let result = try await daemon.runOnce(drainTimeout: .seconds(30))  // cron
+/// ```
+package struct BridgeDaemon: Sendable {
+    package var configuration: ChatBridgeConfiguration
+    package var rules: RuleSet
+    package var logger: Logger
+    /// SQLite `synchronous = FULL` instead of `NORMAL` (`CHATBRIDGE_SQLITE_SYNCHRONOUS=full`).
+    package var synchronousFull = false
+    /// How long graceful shutdown may take before what is left is cancelled (and stays pending).
+    package var shutdownDeadline: Duration = .seconds(8)
+    /// Loads configuration and rules again on SIGHUP; `nil` when they cannot be used
+    /// (the running set stays). `nil` here: SIGHUP is not handled.
+    package var reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)?
+    /// Work to run beside the bridge until shutdown (`demo` runs its simulator so).
+    package var alongside: (@Sendable () async throws -> Void)?
+
+    package init(configuration: ChatBridgeConfiguration, rules: RuleSet, logger: Logger) {
+        self.configuration = configuration
+        self.rules = rules
+        self.logger = logger
+    }
+
+    /// Why the daemon could not run.
+    package enum Failure: Error, CustomStringConvertible {
+        /// The store could not be opened (its path and the cause).
+        case store(StoreError)
+        /// Something else ended the daemon with an error.
+        case stopped(any Error)
+
+        package var description: String {
+            switch self {
+            case .store(let error): "\(error)"
+            case .stopped(let error): "\(error)"
+            }
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT. Returns normally after a graceful stop, and when
+    /// standard output was closed by its reader (`chatbridge run | head -3`).
+    /// - Throws: ``Failure``.
+    package func run() async throws(Failure) {
+        try await withBridge { bridge in try await runServices(bridge) }
+    }
+
+    /// One complete poll of every source, the deliveries that fall due within
+    /// `drainTimeout`, and one retention pass (cron has no background pruning).
+    /// - Throws: ``Failure``.
+    package func runOnce(drainTimeout: Duration) async throws(Failure) -> Bridge.OnceResult {
+        try await withBridge { bridge in
+            do {
+                return try await bridge.runOnce(drainTimeout: drainTimeout)
+            } catch is Dispatcher.OutputClosed {
+                return Bridge.OnceResult(failedSources: [:])  // the reader went away: not an error
+            }
+        }
+    }
+
+    /// Opens the store and builds the bridge around one shared HTTP client, shut down after.
+    private func withBridge<Value: Sendable>(
+        _ body: (Bridge) async throws -> Value
+    ) async throws(Failure) -> Value {
+        let httpClient = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
+        let outcome: Swift.Result<Value, Failure>
+        do {
+            let bridge = try Bridge(
+                configuration: configuration, rules: rules, httpClient: httpClient, logger: logger,
+                synchronousFull: synchronousFull)
+            outcome = .success(try await body(bridge))
+        } catch let error as StoreError {
+            outcome = .failure(.store(error))
+        } catch {
+            outcome = .failure(.stopped(error))
+        }
+        try? await httpClient.shutdown()
+        return try outcome.get()
+    }
+
+    /// The service group of the daemon. A closed standard output ends it quietly.
+    private func runServices(_ bridge: Bridge) async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        if let alongside { services.append(.init(service: ClosureService(body: alongside))) }
+        services.append(.init(service: RetentionService(
+            store: bridge.store, retention: { bridge.configuration.retention }, logger: logger)))
+        if let listen = configuration.http {
+            // First in the list: shut down last, so /healthz answers while the bridge stops.
+            services.insert(.init(service: OperationsServer(
+                listen: listen, store: bridge.store, metrics: bridge.metrics,
+                sources: { bridge.configuration.sources }, logger: logger)), at: 0)
+        }
+        if let reload {
+            services.append(.init(service: ReloadOnHangup(bridge: bridge, reload: reload, logger: logger)))
+        }
+        var group = ServiceGroupConfiguration(services: services, logger: logger)
+        group.gracefulShutdownSignals = [.sigterm, .sigint]
+        group.cancellationSignals = []
+        group.maximumGracefulShutdownDuration = shutdownDeadline
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch is Dispatcher.OutputClosed {
+            // `chatbridge run | head -3`: a reader that went away is not an error.
+        }
+    }
+}
+
+/// Reloads configuration and rules on every SIGHUP, until graceful shutdown.
+struct ReloadOnHangup: Service {
+    let bridge: Bridge
+    let reload: @Sendable () -> (ChatBridgeConfiguration, RuleSet)?
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                logger.notice("SIGHUP: reloading config and rules")
+                if let (configuration, rules) = reload() { bridge.reload(configuration: configuration, rules: rules) }
+            }
+        }
+    }
+}
+
+/// A service that runs a closure until graceful shutdown cancels it.
+package struct ClosureService: Service {
+    let body: @Sendable () async throws -> Void
+
+    package init(body: @escaping @Sendable () async throws -> Void) {
+        self.body = body
+    }
+
+    package func run() async throws {
+        try await cancelWhenGracefulShutdown { try await body() }
+    }
+}
+
+/// Runs `body` until it returns, or until SIGINT or SIGTERM ends it gracefully (a stop
+/// asked for by the user is a success): for commands such as `simulate` that serve until
+/// stopped.
+package func runUntilStopped(logger: Logger, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    var configuration = ServiceGroupConfiguration(services: [.init(service: ClosureService(body: body))], logger: logger)
+    configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+    configuration.cancellationSignals = []
+    try await ServiceGroup(configuration: configuration).run()
+}
