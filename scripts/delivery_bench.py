@@ -207,7 +207,7 @@ def memory(a) -> int:
                 db.execute("INSERT INTO events (id, type, kinds, source, chat_id, occurred_at, json) "
                            "VALUES (?, 'chat.changed', 'unread.increased', 'bench', ?, ?, ?)",
                            (event_id, f"chat-{i}", now, body))
-                db.execute("INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, "
+                db.execute("INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, "
                            "next_attempt_at, created_at) VALUES (?, 'all', 'hook', ?, 'pending', 0, ?, ?)",
                            (event_id, f"bench/chat-{i % 20000}", now - 1, now))
         db.close()

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ChatBridgeCore
+import Detect
 import Store
 
 // The outbox side of the store: what the dispatcher reads and records, and the delivery
@@ -32,15 +33,15 @@ extension SQLiteStore: DeliveryQueue {
             var seenChats: Set<String> = []
             var scanned = 0
             let front = try Row.fetchCursor(db, sql: """
-                SELECT id, chat_key, next_attempt_at FROM deliveries INDEXED BY deliveries_queue
+                SELECT id, ordering_key, next_attempt_at FROM deliveries INDEXED BY deliveries_queue
                 WHERE sink = ? AND status = 'pending' ORDER BY id LIMIT ?
                 """, arguments: [sink, window])
             while let row = try front.next(), chosen.count < limit {
                 scanned += 1
                 let id: Int64 = row[0]
-                let chatKey: String = row[1]
+                let orderingKey: String = row[1]
                 // The first pending row of a chat in id order heads it; the rest wait.
-                guard seenChats.insert(chatKey).inserted else { continue }
+                guard seenChats.insert(orderingKey).inserted else { continue }
                 let due: Double = row[2]
                 if due <= nowValue, !inFlight.contains(id) { chosen.append(id) }
             }
@@ -89,7 +90,7 @@ extension SQLiteStore: DeliveryQueue {
               \(placeholders)
               AND NOT EXISTS (
                 SELECT 1 FROM deliveries o
-                WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+                WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.id
             LIMIT ?
             """, arguments: StatementArguments(arguments))
@@ -137,7 +138,7 @@ extension SQLiteStore: DeliveryQueue {
                 WHERE d.sink = ? AND d.status = 'pending'
                   AND NOT EXISTS (
                     SELECT 1 FROM deliveries o
-                    WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+                    WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
                 ORDER BY d.next_attempt_at
                 LIMIT 1
                 """, arguments: [sink]).map(Date.init(storeValue:))
@@ -271,19 +272,19 @@ extension SQLiteStore {
             guard changed == 0, let sink, let event else { return changed }
             // No row for this sink yet: make one, in the chat's queue like the event's others.
             let existingKey = try String.fetchOne(
-                db, sql: "SELECT chat_key FROM deliveries WHERE event_id = ? LIMIT 1", arguments: [eventID])
+                db, sql: "SELECT ordering_key FROM deliveries WHERE event_id = ? LIMIT 1", arguments: [eventID])
             let source: String = event["source"]
             let chatID: String? = event["chat_id"]
-            let chatKey = existingKey ?? Self.chatKey(source: source, chatID: chatID)
+            let orderingKey = existingKey ?? chatID.map { OrderingKey.chat(source: source, chatID: $0) } ?? OrderingKey.account(source: source)
             try db.execute(sql: """
-                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at)
                 VALUES (?, NULL, ?, ?, 'pending', 0, ?, ?)
-                """, arguments: [eventID, sink, chatKey, now.storeValue, now.storeValue])
+                """, arguments: [eventID, sink, orderingKey, now.storeValue, now.storeValue])
             return 1
         }
     }
 
-    /// The `chat_key` of a delivery, as the poll's transaction writes it: `source/chat_id`,
+    /// The `ordering_key` of a delivery, as the poll's transaction writes it: `source/chat_id`,
     /// or the source alone for an account event.
     static func chatKey(source: String, chatID: String?) -> String {
         chatID.map { "\(source)/\($0)" } ?? source

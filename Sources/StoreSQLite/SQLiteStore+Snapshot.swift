@@ -372,7 +372,7 @@ struct OutboxWriter {
         let facts = OutboxFacts(
             throttledUntil: { rule in
                 try Double.fetchOne(
-                    db, sql: "SELECT until FROM throttles WHERE rule = ? AND chat_key = ?", arguments: [rule, orderingKey]
+                    db, sql: "SELECT until FROM throttles WHERE rule = ? AND ordering_key = ?", arguments: [rule, orderingKey]
                 ).map(Date.init(storeValue:))
             },
             openDigest: { rule, sink in
@@ -392,14 +392,14 @@ struct OutboxWriter {
         switch decision {
         case .deliver(let rule, let sink, let due):
             try db.cachedStatement(sql: """
-                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at)
                 VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
                 """).execute(arguments: [event.id, rule, sink, orderingKey, due.storeValue, now.storeValue])
             application.deliveryCount += 1
         case .startThrottle(let rule, let until):
             try db.cachedStatement(sql: """
-                INSERT INTO throttles (rule, chat_key, until) VALUES (?, ?, ?)
-                ON CONFLICT (rule, chat_key) DO UPDATE SET until = excluded.until
+                INSERT INTO throttles (rule, ordering_key, until) VALUES (?, ?, ?)
+                ON CONFLICT (rule, ordering_key) DO UPDATE SET until = excluded.until
                 """).execute(arguments: [rule, orderingKey, until.storeValue])
         case .throttled(let rule, let until):
             application.suppressed.append(.init(eventID: event.id, rule: rule, until: until))
@@ -412,7 +412,7 @@ struct OutboxWriter {
             let digestID = db.lastInsertedRowID
             // The digest's row has an ordering key of its own, so that no chat's order waits for it.
             try db.execute(sql: """
-                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at, digest_id)
+                INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at, digest_id)
                 VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
                 """, arguments: [SQLiteStore.digestEventID(digestID), rule, sink, OrderingKey.digest(digestID),
                                  due.storeValue, now.storeValue, digestID])

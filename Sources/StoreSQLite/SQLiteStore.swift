@@ -205,6 +205,9 @@ package final class SQLiteStore: Sendable {
                 DROP INDEX chats_digests;
                 CREATE INDEX chats_fingerprints ON chats (source, chat_id, fingerprint, missing);
                 UPDATE meta SET key = 'fingerprint_seed' WHERE key = 'digest_seed';
+                -- The key that orders a chat's deliveries per sink and that throttles count by.
+                ALTER TABLE deliveries RENAME COLUMN chat_key TO ordering_key;
+                ALTER TABLE throttles RENAME COLUMN chat_key TO ordering_key;
                 """)
         }
         return migrator

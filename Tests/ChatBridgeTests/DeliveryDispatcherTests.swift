@@ -53,7 +53,7 @@ struct OutboxFixture {
                   due: Date = Date(timeIntervalSinceNow: -1), attempts: Int = 0) async throws -> Int64 {
         try await store.pool.write { db in
             try db.execute(sql: """
-                INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at)
                 VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)
                 """, arguments: [eventID, rule, sink, "main/\(chatID)", attempts, due.storeValue, Date().storeValue])
             return db.lastInsertedRowID
@@ -234,7 +234,7 @@ struct DeliveryStoreTests {
         }
         // The front of the queue: read in id order from a covering index, no sort, no table.
         let front = try await plan("""
-            SELECT id, chat_key, next_attempt_at FROM deliveries INDEXED BY deliveries_queue
+            SELECT id, ordering_key, next_attempt_at FROM deliveries INDEXED BY deliveries_queue
             WHERE sink = 'hook' AND status = 'pending' ORDER BY id LIMIT 1024
             """)
         #expect(front.contains("COVERING INDEX deliveries_queue") && !front.contains("TEMP B-TREE"), "\(front)")
@@ -242,13 +242,13 @@ struct DeliveryStoreTests {
         let byTime = try await plan("""
             SELECT d.id FROM deliveries d INDEXED BY deliveries_due
             WHERE d.sink = 'hook' AND d.status = 'pending' AND d.next_attempt_at <= 1e12 AND d.id NOT IN (1, 2)
-              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.id LIMIT 8
             """)
         let next = try await plan("""
             SELECT d.next_attempt_at FROM deliveries d INDEXED BY deliveries_due
             WHERE d.sink = 'hook' AND d.status = 'pending'
-              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.chat_key = d.chat_key AND o.status = 'pending' AND o.id < d.id)
+              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.next_attempt_at LIMIT 1
             """)
         for plan in [byTime, next] {
@@ -267,7 +267,7 @@ struct DeliveryStoreTests {
         try await outbox.store.pool.write { db in
             for index in 0..<waiting {
                 try db.execute(sql: """
-                    INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at, created_at)
+                    INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at)
                     VALUES ('w', 'vip', 'hook', ?, 'pending', 1, ?, 0)
                     """, arguments: ["main/w\(index)", future.storeValue])
             }

@@ -38,7 +38,7 @@ private struct RetentionRows {
                                  #"{"id":"\#(id)","pad":"\#(String(repeating: "x", count: payload))"}"#])
             for (index, delivery) in deliveries.enumerated() {
                 try db.execute(sql: """
-                    INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at,
+                    INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at,
                                             created_at, delivered_at, finished_at)
                     VALUES (?, 'rule', ?, ?, ?, 1, ?, ?, ?, ?)
                     """, arguments: [
@@ -63,7 +63,7 @@ private struct RetentionRows {
                     """, arguments: [id, "chat-\(index % 50)", time,
                                      #"{"id":"\#(id)","pad":"\#(String(repeating: "y", count: 300))"}"#])
                 try db.execute(sql: """
-                    INSERT INTO deliveries (event_id, rule, sink, chat_key, status, attempts, next_attempt_at,
+                    INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at,
                                             created_at, delivered_at, finished_at)
                     VALUES (?, 'rule', 'hook', ?, 'delivered', 1, ?, ?, ?, ?)
                     """, arguments: [id, "main/chat-\(index % 50)", time, time, time, time])
@@ -83,7 +83,7 @@ private struct RetentionRows {
     func throttle(rule: String, chat: String, until: Date) throws {
         try writer.write { db in
             try db.execute(
-                sql: "INSERT INTO throttles (rule, chat_key, until) VALUES (?, ?, ?)",
+                sql: "INSERT INTO throttles (rule, ordering_key, until) VALUES (?, ?, ?)",
                 arguments: [rule, chat, until.timeIntervalSince1970])
         }
     }
