@@ -35,11 +35,6 @@ package enum StandardOutput {
     }
 }
 
-/// The version of chatbridge, as `--version` and the `User-Agent` header show it.
-package enum ChatBridgeVersion {
-    package static let current = "0.1.0"
-}
-
 #if canImport(Glibc)
 private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
