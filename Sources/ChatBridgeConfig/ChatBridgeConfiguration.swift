@@ -206,8 +206,7 @@ package struct SinkConfiguration: Sendable, Hashable {
 
 /// Options of a `type: webhook` sink.
 package struct WebhookSinkConfiguration: Sendable, Hashable {
-    /// The body shape (`format:`).
-    /// The body shapes, one type for configuration and delivery alike.
+    /// The body shapes (`format:`), one type for configuration and delivery alike.
     package typealias Format = DeliveryFormat
 
     /// Where to POST; a secret (incoming-webhook URLs carry their own credentials).
@@ -255,10 +254,22 @@ package struct ExecSinkConfiguration: Sendable, Hashable {
     package var command: Command
     /// The command is stopped past this. Default 10 s.
     package var timeout: Duration
+    /// Variables of chatbridge's own environment passed on to the command by name
+    /// (`env: [NAME, ...]`). Nothing else of it is, beyond `PATH`, `HOME`, `LANG`,
+    /// `LC_*` and `TZ`: a command never sees the API key or a webhook secret by accident.
+    package var passedVariables: [String]
+    /// Variables set for the command (`env: {NAME: value}`, values with `${VAR}`);
+    /// secrets, never logged.
+    package var variables: [String: Secret]
 
-    package init(command: Command, timeout: Duration = .seconds(10)) {
+    package init(
+        command: Command, timeout: Duration = .seconds(10), passedVariables: [String] = [],
+        variables: [String: Secret] = [:]
+    ) {
         self.command = command
         self.timeout = timeout
+        self.passedVariables = passedVariables
+        self.variables = variables
     }
 }
 

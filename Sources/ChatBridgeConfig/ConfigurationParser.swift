@@ -38,7 +38,7 @@ struct ConfigurationParser {
         "max_requests_per_second",
     ]
     static let webhookKeys = ["type", "url", "format", "template", "secret", "headers", "timeout"]
-    static let execKeys = ["type", "command", "timeout"]
+    static let execKeys = ["type", "command", "timeout", "env"]
     static let standardOutputKeys = ["type"]
     static let deliveryKeys = ["max_attempts", "initial_backoff", "max_backoff", "concurrency"]
     static let httpKeys = ["listen"]
@@ -221,8 +221,11 @@ struct ConfigurationParser {
                 command = nil
             }
             let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
+            let environment = fields["env"].flatMap { readExecEnvironment($0.value, path: "\(path).env") }
             guard let command else { return nil }
-            return SinkConfiguration(name: name, kind: .exec(ExecSinkConfiguration(command: command, timeout: timeout ?? .seconds(10))))
+            return SinkConfiguration(name: name, kind: .exec(ExecSinkConfiguration(
+                command: command, timeout: timeout ?? .seconds(10), passedVariables: environment?.passed ?? [],
+                variables: environment?.values ?? [:])))
         default:
             reader.rejectUnknownKeys(fields, allowedKeys: Self.standardOutputKeys, in: "a stdout sink (it has no options)")
             return SinkConfiguration(name: name, kind: .standardOutput)
@@ -409,6 +412,48 @@ struct ConfigurationParser {
             }
         }
         return failed ? nil : .arguments(arguments)
+    }
+
+    /// An exec sink's `env:`: a list of variable names to pass on, or a map of values.
+    private mutating func readExecEnvironment(_ node: Node, path: String) -> (passed: [String], values: [String: Secret])? {
+        if reader.isNull(node) { return nil }
+        if node.sequence != nil {
+            guard let names = readStringList(node, path: path) else { return nil }
+            var valid: [String] = []
+            for (index, name) in names.enumerated() {
+                if Self.isEnvironmentName(name) {
+                    valid.append(name)
+                } else {
+                    reader.report("\(path)[\(index)]: '\(name)' is not a variable name (letters, digits, _)", at: node.sequence?[index].mark ?? node.mark)
+                }
+            }
+            return (valid, [:])
+        }
+        guard let fields = reader.mapping(node, path: path, allowedKeys: nil) else {
+            return nil
+        }
+        var values: [String: Secret] = [:]
+        for (name, field) in fields.orderedEntries {
+            guard Self.isEnvironmentName(name) else {
+                reader.report("\(path): '\(name)' is not a variable name (letters, digits, _)", at: field.keyMark)
+                continue
+            }
+            switch reader.scalarText(field.value, path: "\(path).\(name)", expected: "a string") {
+            case .value(let text): values[name] = Secret(text)
+            case .null: values[name] = Secret("")
+            case .invalid: continue
+            }
+        }
+        return ([], values)
+    }
+
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, first != UInt8(ascii: "0") && !(UInt8(ascii: "1")...UInt8(ascii: "9")).contains(first)
+        else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
     }
 
     /// Header names that chatbridge sets itself; letting a user override them would break

@@ -15,7 +15,7 @@ import Formats
 ///   never as shell text.
 ///
 /// Standard input is the event JSON (with `rule`) and a newline. The environment is the
-/// given one (the parent's) plus `CHATBRIDGE_EVENT_ID`, `CHATBRIDGE_EVENT_TYPE`,
+/// given one (``ExecEnvironment/sealed(from:for:)`` in the daemon) plus `CHATBRIDGE_EVENT_ID`, `CHATBRIDGE_EVENT_TYPE`,
 /// `CHATBRIDGE_KINDS` (comma-separated), `CHATBRIDGE_RULE`, `CHATBRIDGE_SOURCE`,
 /// `CHATBRIDGE_ACCOUNT_TYPE` and `CHATBRIDGE_CHAT_ID` (empty when absent). The command's
 /// standard output goes to chatbridge's standard error, never into the JSON lines of the
@@ -57,7 +57,7 @@ package struct ExecSink: DeliverySink {
         command: Command,
         timeout: Duration = .seconds(10),
         killGrace: Duration = .seconds(5),
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ExecEnvironment.basics(of: ProcessInfo.processInfo.environment)
     ) {
         self.name = name
         self.command = command
@@ -75,7 +75,7 @@ package struct ExecSink: DeliverySink {
         argv: [String],
         timeout: Duration = .seconds(10),
         killGrace: Duration = .seconds(5),
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ExecEnvironment.basics(of: ProcessInfo.processInfo.environment)
     ) throws(TemplateError) {
         guard let program = argv.first, !program.isEmpty else {
             throw TemplateError(message: "the command needs a program", line: nil, column: nil)

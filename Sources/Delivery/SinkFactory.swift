@@ -19,8 +19,8 @@ import Formats
 /// ```
 ///
 /// - Parameters:
-///   - environment: the environment exec sinks pass on to their commands (the
-///     process's own, unless a test says otherwise).
+///   - environment: chatbridge's own environment (the process's, unless a test says
+///     otherwise); exec sinks pass on only what ``ExecEnvironment`` lets through.
 ///   - standardOutput: the file descriptor of the `stdout` sink.
 package func makeSink(
     name: String,
@@ -51,6 +51,7 @@ package func makeSink(
             timeout: webhook.timeout,
             httpClient: httpClient)
     case .exec(let exec):
+        let environment = ExecEnvironment.sealed(from: environment, for: exec)
         switch exec.command {
         case .shell(let script):
             return ExecSink(name: name, command: .shell(script), timeout: exec.timeout, environment: environment)

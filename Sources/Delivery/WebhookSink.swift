@@ -166,22 +166,9 @@ package struct WebhookSink: DeliverySink {
                 return "the configured URL is not a valid http(s) URL"
             }
         }
-        let text = String(describing: error)
-        for (pattern, phrase) in [
-            ("connection refused", "connection refused"),
-            ("connectionrefused", "connection refused"),
-            ("timed out", "timed out connecting"),
-            ("network is unreachable", "network unreachable"),
-            ("no route to host", "no route to host"),
-            ("connection reset", "connection reset by the receiver"),
-            ("nxdomain", "the host name does not resolve"),
-            ("name or service not known", "the host name does not resolve"),
-            ("no address", "the host name does not resolve"),
-            ("certificate", "TLS certificate error"),
-            ("ssl", "TLS error"),
-            ("tls", "TLS error"),
-        ] where text.lowercased().contains(pattern) {
-            return phrase
+        if let endpoint = TransportFailure.endpoint(of: url.value),
+           let text = TransportFailure.describe(error, endpoint: endpoint) {
+            return text
         }
         // The type's name only: a description can hold the host, the path or the query.
         return "request failed (\(type(of: error)))"

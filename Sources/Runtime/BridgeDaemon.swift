@@ -45,12 +45,15 @@ package struct BridgeDaemon: Sendable {
     package enum Failure: Error, CustomStringConvertible {
         /// The store could not be opened (its path and the cause).
         case store(StoreError)
+        /// Another `chatbridge run` holds the store.
+        case locked(SQLiteWriterLock.Unavailable)
         /// Something else ended the daemon with an error.
         case stopped(any Error)
 
         package var description: String {
             switch self {
             case .store(let error): "\(error)"
+            case .locked(let error): "\(error)"
             case .stopped(let error): "\(error)"
             }
         }
@@ -80,6 +83,14 @@ package struct BridgeDaemon: Sendable {
     private func withBridge<Value: Sendable>(
         _ body: (Bridge) async throws -> Value
     ) async throws(Failure) -> Value {
+        // One writer per store: a second `run` stops here, before it polls anything.
+        let lock: SQLiteWriterLock
+        do {
+            lock = try SQLiteWriterLock(storePath: configuration.storePath)
+        } catch {
+            throw .locked(error)
+        }
+        defer { lock.release() }
         let httpClient = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let outcome: Swift.Result<Value, Failure>

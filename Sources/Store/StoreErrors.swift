@@ -37,9 +37,14 @@ package struct StoreNotWritable: Error, Sendable, Hashable, CustomStringConverti
 package struct StoreError: Error, Sendable, CustomStringConvertible {
     package var path: String
     package var message: String
-    package init(path: String, message: String) {
+    /// Whether `message` names the path itself (`cannot create PATH: …`).
+    package var namesPath: Bool
+
+    package init(path: String, message: String, namesPath: Bool = false) {
         self.path = path
         self.message = message
+        self.namesPath = namesPath
     }
-    package var description: String { "store \(path): \(message)" }
+
+    package var description: String { namesPath ? message : "store \(path): \(message)" }
 }

@@ -15,9 +15,9 @@ package struct DueDelivery: Sendable, Hashable {
     /// Attempts made so far (0 for a new row).
     package var attempts: Int
     /// The stored event's JSON text, without `rule`; for a digest's row, the digest's
-    /// JSON (`{"type": "digest", "rule", "count", "events"}`).
+    /// JSON (`{"id", "type": "digest", "rule", "count", "events"}`).
     package var eventJSON: String
-    /// The digest this row delivers (its `eventID` is then `digest-ID`), or `nil`.
+    /// The digest this row delivers (its `eventID` is then the digest's UUIDv7), or `nil`.
     package var digestID: Int64?
 
     package init(

@@ -67,9 +67,9 @@ extension SQLiteStore: DeliveryQueue {
         guard !digestIDs.isEmpty else { return rows }
         let digests = try await sealDigests(digestIDs)
         return rows.map { row in
-            guard let digestID = row.digestID, let json = digests[digestID] else { return row }
+            guard let digestID = row.digestID, let digest = digests[digestID] else { return row }
             var row = row
-            row.eventJSON = json
+            row.eventJSON = Self.digestJSON(id: row.eventID, rule: digest.rule, events: digest.events)
             return row
         }
     }
@@ -96,14 +96,13 @@ extension SQLiteStore: DeliveryQueue {
             """, arguments: StatementArguments(arguments))
     }
 
-    /// Seals digests and returns each one's JSON: `{"type": "digest", "rule": NAME,
-    /// "count": N, "events": [...]}`, events in detection order, as stored (without
-    /// `rule`). Sealing and reading happen in one write transaction, so a poll either
+    /// Seals digests and returns each one's rule and events, in detection order, as
+    /// stored (without `rule`). Sealing and reading happen in one write transaction, so a poll either
     /// added its match before (it is in the digest) or sees the digest sealed and opens
     /// a new one: no match is lost between the two.
-    private func sealDigests(_ ids: [Int64]) async throws -> [Int64: String] {
+    private func sealDigests(_ ids: [Int64]) async throws -> [Int64: (rule: String, events: [String])] {
         try await pool.write { db in
-            var result: [Int64: String] = [:]
+            var result: [Int64: (rule: String, events: [String])] = [:]
             for id in ids {
                 try db.execute(sql: "UPDATE digests SET sealed = 1 WHERE id = ?", arguments: [id])
                 let rule = try String.fetchOne(db, sql: "SELECT rule FROM digests WHERE id = ?", arguments: [id]) ?? ""
@@ -111,21 +110,21 @@ extension SQLiteStore: DeliveryQueue {
                     SELECT e.json FROM digest_events de JOIN events e ON e.id = de.event_id
                     WHERE de.digest_id = ? ORDER BY e.seq
                     """, arguments: [id])
-                result[id] = Self.digestJSON(rule: rule, events: events)
+                result[id] = (rule, events)
             }
             return result
         }
     }
 
-    /// The JSON text of a digest, from the stored events' JSON texts (not parsed again).
-    static func digestJSON(rule: String, events: [String]) -> String {
-        "{\"type\":\"digest\",\"rule\":\(JSONValue.string(rule).compactString),\"count\":\(events.count),"
+    /// The JSON text of a digest, `{"id", "type": "digest", "rule", "count", "events"}`,
+    /// from the stored events' JSON texts (not parsed again). Its `id` is the UUIDv7 its
+    /// delivery row was given when the digest opened: unique across stores, the same on
+    /// every retry and replay, so its `webhook-id` (`ID.RULE.SINK`) is too.
+    static func digestJSON(id: String, rule: String, events: [String]) -> String {
+        "{\"id\":\(JSONValue.string(id).compactString),\"type\":\"digest\","
+            + "\"rule\":\(JSONValue.string(rule).compactString),\"count\":\(events.count),"
             + "\"events\":[\(events.joined(separator: ","))]}"
     }
-
-    /// The `event_id` of a digest's delivery row; its `webhook-id` is then
-    /// `digest-ID.RULE.SINK`, stable across retries.
-    static func digestEventID(_ digestID: Int64) -> String { "digest-\(digestID)" }
 
     /// When the earliest pending row of `sink` that heads its chat's queue falls due. A
     /// row behind an older pending row of the same chat is not counted: it cannot be
@@ -250,7 +249,7 @@ extension SQLiteStore {
     package func replay(eventID: String, sink: String? = nil, now: Date = Date()) async throws -> Int {
         try await pool.write { db in
             let event = try Row.fetchOne(db, sql: "SELECT source, chat_id FROM events WHERE id = ?", arguments: [eventID])
-            // A digest's row (`digest-ID`) has no event of its own; it goes out again with
+            // A digest's row (its own UUIDv7 id) has no event of its own; it goes out again with
             // the same events, as it was sealed.
             let isDigest = try event == nil && Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ? AND digest_id IS NOT NULL)

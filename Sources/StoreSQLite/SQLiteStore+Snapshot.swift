@@ -171,7 +171,7 @@ extension SQLiteStore {
             var record = try Self.fetchSourceRecord(db, poll.source)
                 ?? SourceRecord(name: poll.source, filterFingerprint: poll.filterFingerprint)
             let detector = EventDetector(source: poll.source, now: now) { self.nextEventID(now: now) }
-            let writer = OutboxWriter(db: db, router: router, now: now)
+            let writer = OutboxWriter(db: db, router: router, now: now) { self.nextEventID(now: now) }
 
             let account = detector.accountEvent(
                 outstanding: record.accountError, failure: nil, complete: true,
@@ -314,7 +314,7 @@ extension SQLiteStore {
                 outstanding: record.accountError, failure: poll.accountError, complete: false,
                 accountID: poll.accountID, accountType: poll.accountType)
             if let event = account.event {
-                let writer = OutboxWriter(db: db, router: router, now: now)
+                let writer = OutboxWriter(db: db, router: router, now: now) { self.nextEventID(now: now) }
                 try writer.write(event, orderingKey: OrderingKey.account(source: poll.source), into: &application)
             }
             record.accountError = account.outstanding
@@ -360,6 +360,8 @@ struct OutboxWriter {
     let db: Database
     let router: EventRouter
     let now: Date
+    /// Makes the id of a digest that opens (a UUIDv7, like event ids).
+    let makeID: () -> String
 
     func write(_ event: Event, orderingKey: String, into application: inout PollApplication) throws {
         try db.execute(sql: """
@@ -414,7 +416,7 @@ struct OutboxWriter {
             try db.execute(sql: """
                 INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at, digest_id)
                 VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
-                """, arguments: [SQLiteStore.digestEventID(digestID), rule, sink, OrderingKey.digest(digestID),
+                """, arguments: [makeID(), rule, sink, OrderingKey.digest(digestID),
                                  due.storeValue, now.storeValue, digestID])
             application.deliveryCount += 1
             try addEvent(event, toDigest: digestID)

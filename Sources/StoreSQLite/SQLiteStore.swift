@@ -26,18 +26,19 @@ package final class SQLiteStore: Sendable {
 
     /// Opens (creating it and its folder when missing) and migrates the database.
     ///
-    /// - Parameter synchronousFull: `PRAGMA synchronous = FULL` instead of `NORMAL`:
-    ///   survives a power loss too, at the cost of an fsync per transaction.
+    /// A new store's folder is made `0700` and its file `0600` (SQLite gives its `-wal`
+    /// and `-shm` files the same mode): it holds chat content. A store that cannot be
+    /// opened throws a ``StoreError`` that names the path and the cause, such as
+    /// `cannot create state/chatbridge.sqlite: permission denied (folder state/ is read-only)`.
+    ///
+    /// - Parameters:
+    ///   - synchronousFull: `PRAGMA synchronous = FULL` instead of `NORMAL`: survives a
+    ///     power loss too, at the cost of an fsync per transaction.
+    ///   - readOnly: for the commands that only read; creates nothing. A store written by
+    ///     an earlier release is upgraded first all the same (its migrations are short).
     package init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
         self.path = path
-        let folder = (path as NSString).deletingLastPathComponent
-        if !readOnly, !folder.isEmpty {
-            do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            } catch {
-                throw StoreError(path: path, message: "cannot create its folder \(folder): \(Self.reason(error))")
-            }
-        }
+        if !readOnly { try Self.prepareFiles(path: path) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
@@ -48,6 +49,7 @@ package final class SQLiteStore: Sendable {
             }
         }
         do {
+            if readOnly { try Self.upgradeIfNeeded(path: path) }
             pool = try DatabasePool(path: path, configuration: configuration)
             if !readOnly { try Self.migrator.migrate(pool) }
             fingerprintSeed = try pool.read { db in
@@ -59,8 +61,23 @@ package final class SQLiteStore: Sendable {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(path: path, message: Self.reason(error))
+            throw Self.openingError(path: path, error, readOnly: readOnly)
         }
+    }
+
+    /// Upgrades a store written by an earlier release before a read-only command opens
+    /// it; a store that does not exist is left alone (the open then says so).
+    private static func upgradeIfNeeded(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let reader = try DatabaseQueue(path: path, configuration: configuration)
+        let current = try reader.read { db in try migrator.hasCompletedMigrations(db) }
+        try reader.close()
+        guard !current else { return }
+        let writer = try DatabasePool(path: path)
+        try migrator.migrate(writer)
+        try writer.close()
     }
 
     package static func reason(_ error: any Error) -> String {

@@ -107,6 +107,10 @@ package struct UnipileClient: Sendable {
     package static func makeHTTPClientConfiguration() -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
+        // A refused connection or an unreachable host fails the attempt at once, with its
+        // cause; the poll or delivery is retried on chatbridge's own schedule instead of
+        // AsyncHTTPClient retrying the connection until the request's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return configuration
     }
 
@@ -292,6 +296,10 @@ package struct UnipileClient: Sendable {
         if let error = error as? HTTPClientError {
             if error == .deadlineExceeded || error == .readTimeout { return .timeout(page: page) }
             if error == .cancelled { return .cancelled }
+        }
+        if let endpoint = chatsURL.flatMap(TransportFailure.endpoint(of:)),
+           let text = TransportFailure.describe(error, endpoint: endpoint) {
+            return .transport(text, page: page)
         }
         return .transport(redacted(String(describing: error)), page: page)
     }

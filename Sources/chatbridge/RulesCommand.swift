@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
 import ChatBridgeCore
+import ChatBridgeConfig
 import Rules
 import Store
+import StoreSQLite
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,8 +26,14 @@ struct RulesCheckCommand: ParsableCommand {
     @OptionGroup var config: ConfigOptions
 
     func run() throws {
-        let problems = RuleSet.checkAll(configPath: config.path, environment: ProcessInfo.processInfo.environment)
-        for problem in problems { printError("\(problem)") }
+        let environment = ProcessInfo.processInfo.environment
+        var problems = RuleSet.checkAll(configPath: config.path, environment: environment).map { "\($0)" }
+        // `run` must be able to write its store: say so now, creating nothing.
+        if problems.isEmpty, let configuration = try? ChatBridgeConfiguration.load(path: config.path, environment: environment),
+           let problem = SQLiteStore.checkOpenable(path: configuration.storePath) {
+            problems.append(problem)
+        }
+        for problem in problems { printError(problem) }
         if !problems.isEmpty {
             printError("\(problems.count) problem\(problems.count == 1 ? "" : "s")")
             throw ExitCode(2)

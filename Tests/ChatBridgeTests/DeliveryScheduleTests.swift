@@ -43,8 +43,8 @@ extension OutboxFixture {
     /// Writes events through the poll transaction's ``OutboxWriter``, with `routes` for
     /// every event, at `date`.
     func write(_ events: [Event], routes: [OutboxRoute], at date: Date) async throws -> PollApplication {
-        try await store.pool.write { db in
-            let writer = OutboxWriter(db: db, router: { _ in routes }, now: date)
+        try await store.pool.write { [store] db in
+            let writer = OutboxWriter(db: db, router: { _ in routes }, now: date) { store.nextEventID(now: date) }
             var application = PollApplication()
             for event in events {
                 try writer.write(event, orderingKey: "main/\(event.chatID ?? "")", into: &application)
@@ -210,7 +210,8 @@ struct DeliveryDigestTests {
         }
         #expect(written == 2, "one row per sink, written by the first match")
         let rows = try await outbox.store.deliveries()
-        #expect(rows.map(\.eventID) == ["digest-1", "digest-2"] && rows.map(\.sink) == ["hook", "audit"])
+        #expect(rows.map(\.sink) == ["hook", "audit"])
+        #expect(rows.allSatisfy { isUUIDv7($0.eventID) } && Set(rows.map(\.eventID)).count == 2, "each digest has an id of its own")
         #expect(rows.allSatisfy { $0.status == "pending" && $0.nextAttemptAt == opened.addingTimeInterval(600) && $0.rule == "hourly" })
 
         // Not due before the window closes; then one row with every match, in order.
@@ -218,6 +219,7 @@ struct DeliveryDigestTests {
         let due = try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(600), excluding: [], limit: 10)
         let digest = try JSONValue.parse(try #require(due.first).eventJSON)
         #expect(digest["type"] == .string("digest") && digest["rule"] == .string("hourly") && digest["count"] == .int(3))
+        #expect(digest["id"] == .string(rows[0].eventID), "the body carries the digest's id")
         #expect(digest["events"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["e0", "e1", "e2"])
         #expect(digest["events"]?.arrayValue?.first?["chat"]?["name"] == .string("Ann"))
     }
@@ -228,7 +230,7 @@ struct DeliveryDigestTests {
         let later = opened.addingTimeInterval(600)  // the window is [opened, opened + 10 min)
         _ = try await outbox.write([detected("e2", chat: "a", name: "Ann", at: later)], routes: [route], at: later)
         let rows = try await outbox.store.deliveries()
-        #expect(rows.map(\.eventID) == ["digest-1", "digest-2"])
+        #expect(rows.count == 2 && Set(rows.map(\.eventID)).count == 2)
         #expect(rows[1].nextAttemptAt == later.addingTimeInterval(600))
         let due = try await outbox.store.dueDeliveries(sink: "hook", now: later.addingTimeInterval(600), excluding: [], limit: 10)
         #expect(due.count == 2, "digests are not held back by each other or by chats")
@@ -245,7 +247,7 @@ struct DeliveryDigestTests {
         let late = opened.addingTimeInterval(590)
         _ = try await outbox.write([detected("e2", chat: "b", name: "Bob", at: late)], routes: [route], at: late)
         let rows = try await outbox.store.deliveries()
-        #expect(rows.map(\.eventID) == ["digest-1", "digest-2"], "e2 opened a digest of its own")
+        #expect(rows.count == 2 && Set(rows.map(\.eventID)).count == 2, "e2 opened a digest of its own")
         let again = try await outbox.store.dueDeliveries(sink: "hook", now: late.addingTimeInterval(600), excluding: [], limit: 10)
         #expect(again.map { try? JSONValue.parse($0.eventJSON)["count"] } == [.int(1), .int(1)])
     }
@@ -255,10 +257,11 @@ struct DeliveryDigestTests {
         _ = try await outbox.write([detected("e1", chat: "a", name: "Ann", at: opened)], routes: [route], at: opened)
         let due = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(600), excluding: [], limit: 10).first)
         try await outbox.store.record(.delivered(status: 200), deliveryID: due.id, attempts: 1, at: opened.addingTimeInterval(600))
-        #expect(try await outbox.store.replay(eventID: "digest-1", now: opened.addingTimeInterval(700)) == 1)
+        #expect(try await outbox.store.replay(eventID: due.eventID, now: opened.addingTimeInterval(700)) == 1)
         let again = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(700), excluding: [], limit: 10).first)
         #expect(again.id == due.id && again.eventJSON == due.eventJSON)
-        await #expect(throws: ReplayError.self) { try await outbox.store.replay(eventID: "digest-99") }
+        #expect(try JSONValue.parse(again.eventJSON)["id"] == .string(due.eventID), "the same id on a replay")
+        await #expect(throws: ReplayError.self) { try await outbox.store.replay(eventID: "0190a0b0-0000-7000-8000-0000000000ff") }
     }
 
     @Test func aDigestClosingInQuietHoursWaitsForTheirEnd() async throws {
@@ -277,6 +280,7 @@ struct DeliveryDigestTests {
             _ = try await outbox.write([detected("e\(index)", chat: "c\(index)", name: name, at: at)], routes: [twoSinks], at: at)
         }
         let clock = opened.addingTimeInterval(601)
+        let ids = Dictionary(uniqueKeysWithValues: try await outbox.store.deliveries().map { ($0.sink, $0.eventID) })
         try await withReceiver({ _, _ in receiverResponse(200) }) { url, http, log in
             let dispatcher = Dispatcher(
                 queue: outbox.store,
@@ -291,10 +295,11 @@ struct DeliveryDigestTests {
             #expect(end == .nothingMoreDue)
             let requests = await log.requests
             #expect(requests.count == 2)
-            let json = try #require(requests.first { $0.headers["webhook-id"] == "digest-1.hourly.hook" })
+            let json = try #require(requests.first { $0.headers["webhook-id"] == "\(ids["hook"]!).hourly.hook" })
             #expect(json.json?["type"] == .string("digest") && json.json?["count"] == .int(2))
+            #expect(json.json?["id"] == .string(ids["hook"]!))
             #expect(json.json?["events"]?.arrayValue?.map { $0["id"] } == [.string("e0"), .string("e1")])
-            let slack = try #require(requests.first { $0.headers["webhook-id"] == "digest-2.hourly.chat" })
+            let slack = try #require(requests.first { $0.headers["webhook-id"] == "\(ids["chat"]!).hourly.chat" })
             #expect(slack.json == .object(["text": .string("2 changes: Ann Bob ")]))
         }
         #expect(try await outbox.store.deliveries().allSatisfy { $0.status == "delivered" })
@@ -313,4 +318,11 @@ struct DeliveryDigestTests {
         #expect(environment["CHATBRIDGE_EVENT_TYPE"] == "digest" && environment["CHATBRIDGE_EVENT_ID"] == "digest-7")
         #expect(environment["CHATBRIDGE_RULE"] == "hourly" && environment["CHATBRIDGE_CHAT_ID"] == "")
     }
+}
+
+/// Whether `text` is a UUIDv7 in its canonical form.
+func isUUIDv7(_ text: String) -> Bool {
+    let parts = text.split(separator: "-")
+    return text.count == 36 && parts.map(\.count) == [8, 4, 4, 4, 12] && parts[2].first == "7"
+        && text.allSatisfy { $0 == "-" || $0.isHexDigit }
 }

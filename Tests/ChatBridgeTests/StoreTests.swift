@@ -22,7 +22,7 @@ struct SQLiteStoreTests {
             try SQLiteStore(path: blocker + "/sub/chatbridge.sqlite")
         } throws: { error in
             let text = "\(error)"
-            return text.contains(blocker) && text.contains("cannot create its folder")
+            return text.contains(blocker) && text.contains("is a file, not a folder") && text.hasPrefix("cannot create ")
         }
     }
 
@@ -77,5 +77,65 @@ struct SQLiteStoreTests {
             router: router)
         #expect(changed.eventCount == 1)
         #expect(changed.deliveryCount == 0, "the throttle window carried over")
+    }
+
+    @Test func aNewStoreIsPrivateToItsUser() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("state/chatbridge.sqlite")
+        _ = try SQLiteStore(path: path)
+        let folder = try FileManager.default.attributesOfItem(atPath: dir.file("state"))
+        let file = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((folder[.posixPermissions] as? Int) == 0o700, "the folder holds chat content")
+        #expect((file[.posixPermissions] as? Int) == 0o600)
+        if FileManager.default.fileExists(atPath: path + "-wal") {
+            let wal = try FileManager.default.attributesOfItem(atPath: path + "-wal")
+            #expect((wal[.posixPermissions] as? Int) == 0o600, "SQLite gives its log the store's mode")
+        }
+    }
+
+    @Test func aFolderOrAForeignFileAtTheStorePathIsAClearError() throws {
+        let dir = TemporaryDirectory()
+        let folder = dir.file("folder.sqlite")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect { try SQLiteStore(path: folder) } throws: { error in
+            "\(error)" == "cannot open \(folder): it is a folder, not a store file"
+        }
+        let foreign = dir.file("notes.sqlite")
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: foreign))
+        #expect { try SQLiteStore(path: foreign) } throws: { error in
+            let text = "\(error)"
+            return text == "\(foreign) is not a chatbridge store (not an SQLite database)" && !text.contains("NSCocoa")
+        }
+        #expect { try SQLiteStore(path: dir.file("missing.sqlite"), readOnly: true) } throws: { error in
+            "\(error)".contains("no store at \(dir.file("missing.sqlite")) yet")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("missing.sqlite")), "a reader creates nothing")
+    }
+
+    @Test func theDiagnosisNamesThePathAndTheCause() {
+        // The file system as a non-root user would see it: `state/` read-only.
+        let probe = StoreFileProbe(
+            kind: { path in
+                switch path {
+                case "state": .folder
+                case "state/chatbridge.sqlite": .missing
+                case "old/chatbridge.sqlite": .file
+                case "old": .folder
+                case "blocker": .file
+                default: .missing
+                }
+            },
+            isWritable: { path in path == "old/chatbridge.sqlite" },
+            isReadable: { _ in true })
+        #expect(SQLiteStore.problem(path: "state/chatbridge.sqlite", probe: probe)
+            == "cannot create state/chatbridge.sqlite: permission denied (folder state/ is read-only)")
+        #expect(SQLiteStore.problem(path: "old/chatbridge.sqlite", probe: probe)?
+            .hasPrefix("cannot open old/chatbridge.sqlite: permission denied (folder old/ is read-only") == true)
+        #expect(SQLiteStore.problem(path: "blocker/sub/chatbridge.sqlite", probe: probe)
+            == "cannot create blocker/sub/chatbridge.sqlite: blocker is a file, not a folder")
+        let writable = StoreFileProbe(kind: probe.kind, isWritable: { _ in true }, isReadable: { _ in true })
+        #expect(SQLiteStore.problem(path: "state/chatbridge.sqlite", probe: writable) == nil)
+        #expect(SQLiteStore.problem(path: "state/new/deeper/chatbridge.sqlite", probe: writable) == nil,
+                "missing folders are made")
     }
 }
