@@ -166,10 +166,9 @@ package struct WebhookSink: DeliverySink {
                 return "the configured URL is not a valid http(s) URL"
             }
         }
-        if let endpoint = TransportFailure.endpoint(of: url.value),
-           let text = TransportFailure.describe(error, endpoint: endpoint) {
-            return text
-        }
+        // The whole URL is a secret (incoming-webhook URLs carry their credentials, and
+        // its host says whom a bridge notifies): the sink's name says which receiver.
+        if let text = TransportFailure.describe(error, endpoint: "the receiver") { return text }
         // The type's name only: a description can hold the host, the path or the query.
         return "request failed (\(type(of: error)))"
     }

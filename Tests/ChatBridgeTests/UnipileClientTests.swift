@@ -448,25 +448,22 @@ struct UnipileClientTests {
         }
     }
 
-    @Test("a refused connection is a transport failure that does not show the key")
+    @Test("a refused connection fails the poll at once, naming the endpoint, not the key")
     func connectionRefused() async throws {
         try await withRefusingPort { port in
             let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: UnipileClient.makeHTTPClientConfiguration())
-            // AsyncHTTPClient retries refused connections until the request's deadline, then
-            // reports the connection error; a short timeout keeps the test quick.
-            let failure = await pollFailure(client(try #require(URL(string: "http://127.0.0.1:\(port)")), http, timeout: .seconds(1)))
+            // A timeout far longer than the test's limit: only a failure that does not wait
+            // for it can pass.
+            let started = ContinuousClock.now
+            let failure = await pollFailure(client(try #require(URL(string: "http://127.0.0.1:\(port)")), http, timeout: .seconds(120)))
+            let elapsed = ContinuousClock.now - started
             try await http.shutdown()
-            // AsyncHTTPClient retries the connection until the deadline: on a loaded
-            // machine the deadline can come first, and the failure is then a timeout.
-            switch failure {
-            case .transport(let message, page: 1)?:
-                #expect(message.contains("refused"))
-                #expect(!message.contains("\n"))
-            case .timeout(page: 1)?:
-                break
-            default:
-                Issue.record("expected a transport failure or a timeout, got \(String(describing: failure))")
+            guard case .transport(let message, page: 1)? = failure else {
+                Issue.record("expected a transport failure, got \(String(describing: failure))")
+                return
             }
+            #expect(message == "connection refused by 127.0.0.1:\(port)")
+            #expect(elapsed < .seconds(60), "it did not wait for the request's 120 s deadline")
             #expect(!(failure?.description.contains(apiKey.value) ?? true))
         }
     }
