@@ -215,8 +215,10 @@ package struct WebhookSinkConfiguration: Sendable, Hashable {
     package var format: Format
     /// Optional Mustache text for slack/discord/teams bodies.
     package var template: String?
-    /// Optional Standard Webhooks signing secret (`whsec_...` or raw).
-    package var secret: Secret?
+    /// Standard Webhooks signing secrets (`whsec_...` or raw): `secret:` gives one,
+    /// `secrets: [new, old]` several while a receiver moves to a new one (each request
+    /// then carries one `v1,` signature per secret). Empty: requests are not signed.
+    package var secrets: [Secret]
     /// Extra request headers, by name as written; values are secrets (often tokens).
     package var headers: [String: Secret]
     /// Per request. Default 10 s.
@@ -226,14 +228,14 @@ package struct WebhookSinkConfiguration: Sendable, Hashable {
         url: Secret,
         format: Format = .json,
         template: String? = nil,
-        secret: Secret? = nil,
+        secrets: [Secret] = [],
         headers: [String: Secret] = [:],
         timeout: Duration = .seconds(10)
     ) {
         self.url = url
         self.format = format
         self.template = template
-        self.secret = secret
+        self.secrets = secrets
         self.headers = headers
         self.timeout = timeout
     }

@@ -37,7 +37,7 @@ struct ConfigurationParser {
         "name", "url", "api_key", "interval", "page_size", "account_type", "account_ids", "unread", "timeout",
         "max_requests_per_second",
     ]
-    static let webhookKeys = ["type", "url", "format", "template", "secret", "headers", "timeout"]
+    static let webhookKeys = ["type", "url", "format", "template", "secret", "secrets", "headers", "timeout"]
     static let execKeys = ["type", "command", "timeout", "env"]
     static let standardOutputKeys = ["type"]
     static let deliveryKeys = ["max_attempts", "initial_backoff", "max_backoff", "concurrency"]
@@ -199,7 +199,7 @@ struct ConfigurationParser {
                 readEnum($0.value, path: "\(path).format", as: WebhookSinkConfiguration.Format.self)
             }
             let template = fields["template"].flatMap { reader.readString($0.value, path: "\(path).template") }
-            let secret = fields["secret"].flatMap { reader.readString($0.value, path: "\(path).secret") }
+            let secrets = readSigningSecrets(fields, path: path)
             let headers = fields["headers"].flatMap { readHeaders($0.value, path: "\(path).headers") }
             let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
             guard let url else { return nil }
@@ -207,7 +207,7 @@ struct ConfigurationParser {
                 url: Secret(url),
                 format: format ?? .json,
                 template: template,
-                secret: secret.map(Secret.init),
+                secrets: secrets.map(Secret.init),
                 headers: headers ?? [:],
                 timeout: timeout ?? .seconds(10)
             )))
@@ -412,6 +412,45 @@ struct ConfigurationParser {
             }
         }
         return failed ? nil : .arguments(arguments)
+    }
+
+    /// A webhook's signing secrets: `secret: S` or `secrets: [NEW, OLD]`, not both. A
+    /// `whsec_` secret must be base64 after its prefix (a typo would otherwise sign with
+    /// the wrong key and every receiver would reject every request).
+    private mutating func readSigningSecrets(_ fields: YAMLMapping, path: String) -> [String] {
+        if let one = fields["secret"], let many = fields["secrets"] {
+            reader.report("\(path): give `secret` or `secrets`, not both", at: many.keyMark ?? one.keyMark)
+            return []
+        }
+        var found: [(text: String, mark: Mark?)] = []
+        if let one = fields["secret"], let text = reader.readString(one.value, path: "\(path).secret") {
+            found = [(text, one.value.mark)]
+        } else if let many = fields["secrets"], let items = reader.sequence(many.value, path: "\(path).secrets") {
+            if items.isEmpty { reader.report("\(path).secrets must list at least one secret", at: many.value.mark) }
+            for (index, item) in items.enumerated() {
+                if let text = reader.readString(item, path: "\(path).secrets[\(index)]") { found.append((text, item.mark)) }
+            }
+        }
+        var secrets: [String] = []
+        for (text, mark) in found {
+            if text.isEmpty {
+                reader.report("\(path): a signing secret must not be empty", at: mark)
+            } else if text.hasPrefix("whsec_"), Self.standardWebhooksKey(text) == nil {
+                // Never echo the secret itself.
+                reader.report("\(path): a whsec_ secret must be base64 after `whsec_` (this one is not)", at: mark)
+            } else {
+                secrets.append(text)
+            }
+        }
+        return secrets
+    }
+
+    /// The key bytes of a `whsec_` secret, or `nil` when its rest is not non-empty base64.
+    package static func standardWebhooksKey(_ secret: String) -> Data? {
+        guard secret.hasPrefix("whsec_"), let key = Data(base64Encoded: String(secret.dropFirst("whsec_".count))),
+              !key.isEmpty
+        else { return nil }
+        return key
     }
 
     /// An exec sink's `env:`: a list of variable names to pass on, or a map of values.

@@ -46,7 +46,7 @@ package func makeSink(
             url: webhook.url,
             format: webhook.format,
             template: template,
-            signer: webhook.secret.map { WebhookSigner(secret: $0.value) },
+            signer: webhook.secrets.isEmpty ? nil : WebhookSigner(secrets: webhook.secrets.map(\.value)),
             headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },
             timeout: webhook.timeout,
             httpClient: httpClient)

@@ -14,28 +14,36 @@ import Foundation
 /// // "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 /// ```
 package struct WebhookSigner: Sendable {
-    private let key: SymmetricKey
+    private let keys: [SymmetricKey]
 
     /// - Parameter secret: `whsec_` followed by base64 (the key is the decoded bytes), or
-    ///   any other text (the key is its UTF-8 bytes). A `whsec_` secret whose rest is not
-    ///   valid base64 is used as text, whole.
+    ///   any other text (the key is its UTF-8 bytes). The configuration refuses a `whsec_`
+    ///   secret whose rest is not base64; here such a secret is used as text, whole.
     package init(secret: String) {
-        if secret.hasPrefix("whsec_"), let decoded = Data(base64Encoded: String(secret.dropFirst("whsec_".count))),
-           !decoded.isEmpty
-        {
-            key = SymmetricKey(data: decoded)
-        } else {
-            key = SymmetricKey(data: Data(secret.utf8))
+        self.init(secrets: [secret])
+    }
+
+    /// Signs with every secret: while a receiver rotates, it accepts either signature.
+    package init(secrets: [String]) {
+        keys = secrets.map { secret in
+            if secret.hasPrefix("whsec_"), let decoded = Data(base64Encoded: String(secret.dropFirst("whsec_".count))),
+               !decoded.isEmpty
+            {
+                return SymmetricKey(data: decoded)
+            }
+            return SymmetricKey(data: Data(secret.utf8))
         }
     }
 
-    /// `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
+    /// One `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")) per secret,
+    /// separated by spaces, as Standard Webhooks allows.
     package func signature(id: String, timestamp: Int64, body: [UInt8]) -> String {
         var message = Data()
         message.append(contentsOf: Array("\(id).\(timestamp).".utf8))
         message.append(contentsOf: body)
-        let code = HMAC<SHA256>.authenticationCode(for: message, using: key)
-        return "v1," + Data(code).base64EncodedString()
+        return keys.map { key in
+            "v1," + Data(HMAC<SHA256>.authenticationCode(for: message, using: key)).base64EncodedString()
+        }.joined(separator: " ")
     }
 
     /// The `webhook-id` of a delivery.

@@ -7,7 +7,7 @@ extension ChatBridgeConfiguration {
         for sink in sinks.values {
             if case .webhook(let webhook) = sink.kind {
                 values.append(webhook.url.value)
-                if let secret = webhook.secret { values.append(secret.value) }
+                values.append(contentsOf: webhook.secrets.map(\.value))
                 values.append(contentsOf: webhook.headers.values.map(\.value))
             }
         }

@@ -162,12 +162,12 @@ struct ConfigParsingTests {
             url: Secret("https://hooks.slack.example/services/T/B/X"),
             format: .slack,
             template: "{{chat.name}}: {{chat.unread_count}} unread",
-            secret: Secret("whsec_c2VjcmV0"),
+            secrets: [Secret("whsec_c2VjcmV0")],
             headers: ["X-Team": Secret("sales"), "X-Count": Secret("3")],
             timeout: .seconds(2)
         )))
         #expect(configuration.sinks["plain-hook"]?.kind == .webhook(WebhookSinkConfiguration(
-            url: Secret("https://example.com/hook"), format: .json, template: nil, secret: nil, headers: [:], timeout: .seconds(10)
+            url: Secret("https://example.com/hook"), format: .json, template: nil, secrets: [], headers: [:], timeout: .seconds(10)
         )))
         #expect(configuration.sinks["notify"]?.kind == .exec(ExecSinkConfiguration(
             command: .arguments(["/usr/local/bin/notify", "--title", "{{chat.name}}"]), timeout: .seconds(60)
@@ -232,7 +232,7 @@ struct ConfigParsingTests {
             return
         }
         #expect(hook.url.value == "https://example.com/hook?cost=$5&x=t")
-        #expect(hook.secret?.value == "pa$word", "a lone $ is kept as written")
+        #expect(hook.secrets.first?.value == "pa$word", "a lone $ is kept as written")
 
         let overridden = try parseConfig(yaml, environment: [
             "UNIPILE_API_KEY": "k2", "HOOK_TOKEN": "t", "SOURCE_NAME": "eu", "UNIPILE_URL": "http://127.0.0.1:9",
@@ -448,7 +448,7 @@ struct ConfigParsingTests {
             "3:12 sources[1].name 'main' is already the name of the source at line 2: names must be unique",
             "6:5 sinks.hook.url is required",
             "7:13 sinks.hook.format must be one of json, slack, discord, teams, not 'markdown'",
-            "8:5 unknown key 'command' in a webhook sink; known keys: type, url, format, template, secret, headers, timeout",
+            "8:5 unknown key 'command' in a webhook sink; known keys: type, url, format, template, secret, secrets, headers, timeout",
             "10:5 sinks.runner.command is required: a list [program, arg, ...] (no shell) or a string run by /bin/sh -c",
             "12:11 the sink named `stdout` is the standard output; give a webhook sink another name",
             "15:11 sinks.other.type must be one of stdout, webhook, exec, not 'carrier-pigeon'",
@@ -627,5 +627,37 @@ struct ConfigParsingTests {
             }
             #expect(text.contains("<redacted>"))
         }
+    }
+
+    @Test func webhookSecretsRotateAndBadWhsecSecretsAreRefusedWithTheirPlace() throws {
+        let rotating = try parseConfig(minimalConfig + """
+
+            sinks:
+              hook:
+                type: webhook
+                url: https://example.com/hook
+                secrets: [whsec_bmV3LXNlY3JldA==, "old raw secret"]
+            """)
+        guard case .webhook(let hook)? = rotating.sinks["hook"]?.kind else {
+            Issue.record("no webhook sink")
+            return
+        }
+        #expect(hook.secrets.map(\.value) == ["whsec_bmV3LXNlY3JldA==", "old raw secret"])
+        let problems = configProblems(minimalConfig + """
+
+            sinks:
+              hook:
+                type: webhook
+                url: https://example.com/hook
+                secret: whsec_not*base64!
+              both:
+                type: webhook
+                url: https://example.com/hook
+                secret: a
+                secrets: [b]
+            """, environment: ["UNIPILE_API_KEY": "k"])
+        #expect(problems.contains("9:13 sinks.hook: a whsec_ secret must be base64 after `whsec_` (this one is not)"), "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("14:5 sinks.both: give `secret` or `secrets`, not both") }, "\(problems)")
+        #expect(!problems.joined().contains("not*base64"), "the secret is never echoed")
     }
 }

@@ -441,6 +441,17 @@ struct DeliverySigningTests {
         #expect(WebhookSigner(secret: "other").signature(id: "a", timestamp: 1, body: body) != signature)
     }
 
+    @Test func severalSecretsGiveOneSignatureEachForRotation() {
+        let body = Array(#"{"test": 2432232314}"#.utf8)
+        let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let rotating = WebhookSigner(secrets: ["new secret", old])
+        let signature = rotating.signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: body)
+        let parts = signature.split(separator: " ").map(String.init)
+        #expect(parts.count == 2)
+        #expect(parts[0] == WebhookSigner(secret: "new secret").signature(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: body))
+        #expect(parts[1] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "a receiver on the old secret still verifies")
+    }
+
     @Test func messageIDIsStablePerRow() {
         #expect(WebhookSigner.messageID(eventID: "E", rule: nil, sink: "stdout") == "E")
         #expect(WebhookSigner.messageID(eventID: "E", rule: "vip", sink: "slack") == "E.vip.slack")
