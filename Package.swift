@@ -37,7 +37,7 @@ let package = Package(
 
         // The stages of the flow, each a target, so that the compiler refuses a backward import:
         //
-        //   ChatBridgeCore → ChatBridgeConfig → Unipile → Detect → Formats → Rules → Store
+        //   ChatBridgeCore → ChatBridgeConfig → UnipileScanner → Unipile → Detect → Formats → Rules → Store
         //     → StoreSQLite → Delivery → Runtime → chatbridge
         //
         // Values every stage shares: JSON, timestamps, ids, secrets, durations, the Event model.
@@ -47,11 +47,14 @@ let package = Package(
             name: "ChatBridgeConfig",
             dependencies: ["ChatBridgeCore", .product(name: "Yams", package: "Yams")]
         ),
-        // The Unipile API: the client, paging, rate limit, and the page scanner.
+        // Pure: a page of "List all chats" scanned for its items and their raw bytes,
+        // without decoding them (a target of its own so that fuzzing builds no network stack).
+        .target(name: "UnipileScanner", dependencies: ["ChatBridgeCore"]),
+        // The Unipile API: the client, paging, rate limit.
         .target(
             name: "Unipile",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig",
+                "ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -126,13 +129,19 @@ let package = Package(
             dependencies: ["ChatBridgeCore", "ChatBridgeConfig", "Detect", "Rules", "CEL"]
         ),
 
+        // libFuzzer targets (`scripts/fuzz`); without the fuzzer, a replay of inputs.
+        .executableTarget(
+            name: "chatbridge-fuzz",
+            dependencies: ["ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner", "Formats", "Rules"]
+        ),
+
         .testTarget(name: "CELTests", dependencies: ["CEL"]),
         .testTarget(name: "UnipileSimulatorTests", dependencies: ["UnipileSimulator"]),
         .testTarget(
             name: "ChatBridgeTests",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge",
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "UnipileScanner", "Detect", "Formats", "Rules", "Store",
+                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge", "chatbridge-fuzz",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

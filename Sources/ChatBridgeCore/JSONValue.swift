@@ -390,7 +390,10 @@ package struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                // JSON text is UTF-8 (RFC 8259): a string that is not is an error, as the page
+                // scanner says too, never a silent replacement.
+                guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                else { throw JSONParseError(message: "invalid UTF-8 in a string", offset: start) }
                 index += 1
                 return s
             }
@@ -403,7 +406,10 @@ package struct JSONParser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                return String(decoding: out, as: UTF8.self)
+                guard let s = String(validating: out, as: UTF8.self) else {
+                    throw JSONParseError(message: "invalid UTF-8 in a string", offset: start)
+                }
+                return s
             }
             if byte < 0x20 { throw error("control character in a string") }
             if byte != UInt8(ascii: "\\") {

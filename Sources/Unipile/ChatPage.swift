@@ -1,5 +1,6 @@
 import Foundation
 import ChatBridgeCore
+import UnipileScanner
 
 /// One page of "List all chats" as the poll hands it over: the body exactly as received
 /// and what ``ChatPageScanner`` found in it.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import ChatBridgeConfig
 import ChatBridgeCore
+import UnipileScanner
 
 /// Reads every page of Unipile's "List all chats" (`GET /api/v1/chats`) for one source.
 ///

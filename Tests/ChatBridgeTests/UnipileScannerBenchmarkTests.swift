@@ -8,6 +8,7 @@ import Runtime
 import Store
 import StoreSQLite
 import Unipile
+import UnipileScanner
 import Foundation
 import Testing
 

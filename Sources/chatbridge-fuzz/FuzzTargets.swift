@@ -1,0 +1,126 @@
+import ChatBridgeConfig
+import ChatBridgeCore
+import Foundation
+import Formats
+import Rules
+import UnipileScanner
+
+/// The fuzz targets: each takes arbitrary bytes and traps (`fatalError`) only when a
+/// property chatbridge relies on does not hold. A thrown parse error is a fine outcome;
+/// a crash, a hang or a disagreement is a finding.
+enum FuzzTarget: String, CaseIterable {
+    /// The page scanner against `JSONValue` on the same bytes: same accept/reject, same
+    /// ids, each item's raw bytes parse to the item.
+    case scanner
+    /// `JSONValue`: what parses prints to text that parses to the same value.
+    case json
+    /// CEL: lexer, parser, checker and evaluator finish on every input (first line the
+    /// expression, the rest a JSON object of variables).
+    case cel
+    /// The configuration file and rule file parsers: diagnostics, never a crash.
+    case config
+    /// Mustache templates with hostile values: rendering finishes, and the JSON-safe
+    /// formats stay valid JSON.
+    case template
+
+    func run(_ bytes: UnsafeRawBufferPointer) {
+        switch self {
+        case .scanner: Self.scanner(bytes)
+        case .json: Self.json(bytes)
+        case .cel: Self.cel(bytes)
+        case .config: Self.config(bytes)
+        case .template: Self.template(bytes)
+        }
+    }
+
+    static func scanner(_ bytes: UnsafeRawBufferPointer) {
+        let body = Array(bytes)
+        let scanned = try? ChatPageScanner.scan(body, fingerprintSeed: 7)
+        let parsed = try? JSONValue.parse(body)
+        guard let scanned else {
+            // Rejected: then the bytes must not be a valid page for JSONValue either.
+            if let parsed, isValidPage(parsed) {
+                fatalError("the scanner rejected a page JSONValue accepts")
+            }
+            return
+        }
+        guard let parsed, let items = parsed["items"]?.arrayValue else {
+            fatalError("the scanner accepted a page JSONValue rejects")
+        }
+        guard items.count == scanned.items.count else { fatalError("item counts differ") }
+        for (item, found) in zip(items, scanned.items) {
+            guard item["id"]?.stringValue == found.id else { fatalError("ids differ") }
+            guard found.range.lowerBound >= 0, found.range.upperBound <= body.count,
+                  let raw = try? JSONValue.parse(Array(body[found.range])), raw == item
+            else { fatalError("an item's raw bytes are not the item") }
+            guard found.fingerprint == ChatFingerprint.fingerprint(of: body[found.range], seed: 7) else {
+                fatalError("fingerprint differs")
+            }
+        }
+        let cursor = parsed["cursor"]
+        guard cursor?.stringValue == scanned.cursor || (scanned.cursor == nil && (cursor == nil || cursor == .null)) else {
+            fatalError("cursors differ")
+        }
+    }
+
+    /// A page as chatbridge accepts it: an object with an `items` array of objects with a
+    /// non-empty string `id`, and a `cursor` that is absent, null or a non-empty string.
+    static func isValidPage(_ page: JSONValue) -> Bool {
+        guard let items = page["items"]?.arrayValue else { return false }
+        switch page["cursor"] {
+        case nil, .null?: break
+        case .string(let text)?: if text.isEmpty { return false }
+        default: return false
+        }
+        return items.allSatisfy { item in
+            guard item.objectValue != nil, let id = item["id"]?.stringValue else { return false }
+            return !id.isEmpty
+        }
+    }
+
+    static func json(_ bytes: UnsafeRawBufferPointer) {
+        guard let value = try? JSONValue.parse(Array(bytes)) else { return }
+        let text = value.compactString
+        guard let again = try? JSONValue.parse(text) else { fatalError("printed JSON does not parse: \(text)") }
+        guard again == value else { fatalError("the round trip changed the value") }
+        guard again.compactString == text else { fatalError("printing is not stable") }
+    }
+
+    static func cel(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        let expression = String(parts.first ?? "")
+        var variables = JSONValue.object(JSONObject())
+        if parts.count > 1, let parsed = try? JSONValue.parse(String(parts[1])), parsed.objectValue != nil {
+            variables = parsed
+        }
+        _ = CELEvalTool.evaluate(expression: expression, variables: variables)
+    }
+
+    static func config(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        _ = try? ChatBridgeConfiguration.parse(
+            yaml: text, file: "/srv/bridge/config/chatbridge.yaml", environment: ["UNIPILE_API_KEY": "k"])
+        _ = try? RuleSet.parse(yaml: text, file: "rules/fuzz.yaml", sinkNames: ["stdout", "hook"])
+    }
+
+    static func template(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let parts = text.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+        let hostileName = parts.count > 1 ? String(parts[1]) : text
+        let event = Event(
+            id: "0190a0b0-0000-7000-8000-000000000001", type: .chatChanged, kinds: [.unreadIncreased],
+            occurredAt: Date(timeIntervalSince1970: 1_800_000_000), source: "main", accountType: "LINKEDIN",
+            chatID: "c1", chat: ["id": "c1", "name": .string(hostileName), "unread_count": 3])
+        let json = event.json(rule: "vip")
+        if let template = try? DeliveryTemplate(String(parts.first ?? "")) {
+            let rendered = template.render(json)
+            for format in DeliveryFormat.allCases {
+                let body = format.body(event: json, text: rendered)
+                guard (try? JSONValue.parse(body)) != nil else { fatalError("\(format) body is not JSON") }
+            }
+        }
+        let summary = DeliverySummary.text(for: json)
+        _ = summary
+    }
+}
