@@ -24,7 +24,10 @@ let package = Package(
     ],
     targets: [
         // The Common Expression Language: lexer, parser, checker, evaluator. Knows nothing of chats.
-        .target(name: "CEL"),
+        .target(name: "CEL", dependencies: ["CRE2"]),
+        // RE2, the linear-time regular expressions that define CEL's `matches`, behind a
+        // small C interface (needs Debian's libre2-dev to build, libre2 to run).
+        .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
 
         // A fake Unipile "List all chats" endpoint with a control API, for demo, tests and benchmarks.
         .target(

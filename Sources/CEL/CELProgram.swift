@@ -1,15 +1,23 @@
-/// The variables an expression may use. Functions are CEL's built-in set.
+/// The variables an expression may use, and what is known of their types. Functions
+/// are CEL's built-in set.
 ///
 /// ```swift
-/// let declarations = CELDeclarations(variables: ["chat", "kinds", "type", "now"])
+/// let declarations = CELDeclarations(
+///     variables: ["chat", "kinds", "type", "now"],
+///     types: ["kinds": .list(.string), "now": .timestamp])   // chat and type are dyn
 /// ```
 ///
 /// A declared variable named like a CEL built-in (`type`, `int`) shadows it: our rules
 /// declare `type`, the event type.
 public struct CELDeclarations: Sendable {
     public var variables: Set<String>
+    /// The static type of each variable that has a known one; the others are `dyn`.
+    public var types: [String: CELType]
 
-    public init(variables: Set<String>) { self.variables = variables }
+    public init(variables: Set<String>, types: [String: CELType] = [:]) {
+        self.variables = variables
+        self.types = types
+    }
 }
 
 /// The values of the declared variables for one evaluation.
@@ -87,6 +95,10 @@ public struct CELEvaluationError: Error, Sendable, Equatable, CustomStringConver
 public struct CELProgram: Sendable {
     /// The expression text as given.
     public let source: String
+    /// The static type of the result, from the declared types (``CELDeclarations/types``):
+    /// `.int` for `chat.unread_count + 1` when `chat.unread_count` is declared an int,
+    /// `.bool` for any comparison, `.dyn` when it depends on data.
+    public let type: CELType
     let root: Node
     let localSlots: Int
 
@@ -95,7 +107,29 @@ public struct CELProgram: Sendable {
         let expr = try Parser.parse(text)
         var compiler = Compiler(source: text, declarations: declarations)
         let root = try compiler.compile(expr)
-        return CELProgram(source: source, root: root, localSlots: compiler.slotCount)
+        return CELProgram(source: source, type: root.staticType(globals: declarations.types), root: root,
+                          localSlots: compiler.slotCount)
+    }
+
+    /// Compiles `source` and checks that its result may be of type `expected`: a rule's
+    /// condition must be able to be a `bool`. An expression whose static type is known
+    /// and different (`chat.unread_count` declared an int) is refused, at the start of the
+    /// expression; a `dyn` one (an undeclared field, `dyn(x)`) is accepted and checked
+    /// when evaluated.
+    ///
+    /// ```swift
+    /// try CELProgram.compile("chat.unread_count", declarations: declarations, expecting: .bool)
+    /// // 1:1: the expression is of type int, not bool
+    /// ```
+    public static func compile(_ source: String, declarations: CELDeclarations, expecting expected: CELType)
+        throws(CELCompileError) -> CELProgram
+    {
+        let program = try compile(source, declarations: declarations)
+        guard program.type.mayBe(expected) else {
+            let text = SourceText(source)
+            throw text.error("the expression is of type \(program.type), not \(expected)", at: text.firstTokenOffset)
+        }
+        return program
     }
 
     /// Evaluates the expression with `activation`'s variables. A declared variable missing

@@ -31,6 +31,22 @@ struct SourceText: Sendable {
         return (low + 1, offset - lineStarts[low] + 1)
     }
 
+    /// Where the first token starts: past leading spaces and `//` comments.
+    var firstTokenOffset: Int {
+        var i = 0
+        while i < scalars.count {
+            switch scalars[i] {
+            case " ", "\t", "\n", "\r", "\u{0C}":
+                i += 1
+            case "/" where i + 1 < scalars.count && scalars[i + 1] == "/":
+                while i < scalars.count, scalars[i] != "\n", scalars[i] != "\r" { i += 1 }
+            default:
+                return i
+            }
+        }
+        return i
+    }
+
     func error(_ message: String, at offset: Int) -> CELCompileError {
         let (line, column) = location(of: offset)
         return CELCompileError(message: message, line: line, column: column, offset: offset)

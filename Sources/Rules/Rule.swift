@@ -85,9 +85,11 @@ package struct RuleCondition: Sendable {
         RuleCondition(source: value ? "true" : "false", body: .constant(value))
     }
 
-    /// Compiles `expression` against the variables rules see (``RuleVariables/names``).
+    /// Compiles `expression` against the variables rules see (``RuleVariables/names``) and
+    /// refuses one that cannot be a bool (`chat.unread_count`: an int); a `dyn` one (an
+    /// undocumented field, `dyn(x)`) is accepted and checked on each event.
     package static func compile(_ expression: String) throws(CELCompileError) -> RuleCondition {
-        let program = try CELProgram.compile(expression, declarations: RuleVariables.declarations)
+        let program = try CELProgram.compile(expression, declarations: RuleVariables.declarations, expecting: .bool)
         return RuleCondition(source: expression, body: .expression(program))
     }
 

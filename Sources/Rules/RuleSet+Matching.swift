@@ -22,8 +22,35 @@ package enum RuleVariables {
     /// Every variable name a condition may use.
     package static let names: Set<String> = ["event", "chat", "previous", "changes", "kinds", "type", "source", "now", "muted"]
 
+    /// The fields of a chat whose type the API documents (its booleans are the integers
+    /// 0 and 1); any other field is `dyn`. Any field may be missing or null.
+    package static let chatType = CELType.object([
+        "object": .string, "id": .string, "account_id": .string, "account_type": .string,
+        "provider_id": .string, "attendee_provider_id": .string, "name": .string, "subject": .string,
+        "timestamp": .string, "content_type": .string, "folder": .list(.string),
+        "type": .int, "unread_count": .int, "archived": .int, "read_only": .int, "pinned": .int,
+    ])
+
+    /// The static types of the variables, so that a condition sure not to be a bool
+    /// (`chat.unread_count`, `kinds`) is refused when the rule is loaded.
+    package static let types: [String: CELType] = [
+        "event": .object([
+            "id": .string, "type": .string, "kinds": .list(.string), "occurred_at": .string, "source": .string,
+            "account_id": .string, "account_type": .string, "chat_id": .string, "chat": chatType, "previous": chatType,
+            "changes": .map(.object(["from": .dyn, "to": .dyn])), "rule": .string,
+        ]),
+        "chat": chatType,
+        "previous": chatType,
+        "changes": .map(.object(["from": .dyn, "to": .dyn])),
+        "kinds": .list(.string),
+        "type": .string,
+        "source": .string,
+        "now": .timestamp,
+        "muted": .bool,
+    ]
+
     /// What conditions are compiled against.
-    package static let declarations = CELDeclarations(variables: names)
+    package static let declarations = CELDeclarations(variables: names, types: types)
 
     /// The variables for `event`, evaluated at `now`. Built once per event and shared by
     /// every rule.

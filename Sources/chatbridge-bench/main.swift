@@ -3,7 +3,10 @@
 // It measures, with the repository's example rules (or RULES_FOLDER):
 //   1. routing 100,000 events through the whole rule set (activation built once per event),
 //   2. one typical condition alone, evaluated 1,000,000 times,
-//   3. loading and checking 1,000 rule files.
+//   3. loading and checking 1,000 rule files,
+//   4. the README's conditions, each evaluated 100,000 times,
+//   5. regular expressions that backtracking engines take exponential time on, against a
+//      100,000-character hostile chat name (set CHATBRIDGE_BENCH_HOSTILE_LENGTH to change it).
 // Numbers go to standard output; nothing is asserted.
 import CEL
 import Foundation
@@ -85,3 +88,35 @@ for n in 0..<1000 {
 var loaded = 0
 let loading = try seconds { loaded = try RuleSet.load(path: folder, configuration: configuration).rules.count }
 print(String(format: "load and check %d rule files: %.3f s (%.2f ms per file)", loaded, loading, loading))
+
+// 4. The README's conditions.
+let readmeConditions = [
+    #""unread.increased" in kinds && chat.account_type == "WHATSAPP" && chat.unread_count > 2"#,
+    #"has(changes.archived)"#,
+    #"chat.name.matches("(?i)(acme|globex)") && chat.unread_count >= 3"#,
+    #"chat.name.matches("(?i)(acme|globex|ceo)")"#,
+    #"muted && "unread.increased" in kinds"#,
+    #"now.getHours("Europe/Paris") >= 9 && now.getHours("Europe/Paris") < 18 && now.getDayOfWeek("Europe/Paris") in [1, 2, 3, 4, 5]"#,
+    #"timestamp(chat.timestamp) > now - duration("1h")"#,
+]
+let ruleVariables = RuleVariables.declarations
+let activations = (0..<13).map { RuleVariables.activation(for: events[$0], now: now) }
+for condition in readmeConditions {
+    let compiled = try CELProgram.compile(condition, declarations: ruleVariables)
+    var results = 0
+    let elapsed = seconds {
+        for n in 0..<100_000 { if case .success(.bool(true)) = compiled.evaluate(activations[n % 13]) { results += 1 } }
+    }
+    print(String(format: "%.0f ns per evaluation (%d true): %@", elapsed / 1e5 * 1e9, results, condition))
+}
+
+// 5. Hostile names against patterns that backtracking engines take exponential time on.
+let hostileLength = Int(ProcessInfo.processInfo.environment["CHATBRIDGE_BENCH_HOSTILE_LENGTH"] ?? "") ?? 100_000
+let hostileName = String(repeating: "a", count: hostileLength - 1) + "!"
+let hostileActivation = CELActivation(["chat": .map(CELMap(["name": .string(hostileName)]))])
+for pattern in ["(a+)+$", "(a|aa)*c", "(.*a){20}"] {
+    let compiled = try CELProgram.compile("chat.name.matches(\"\(pattern)\")", declarations: CELDeclarations(variables: ["chat"]))
+    var result: Result<CELValue, CELEvaluationError>?
+    let elapsed = seconds { result = compiled.evaluate(hostileActivation) }
+    print(String(format: "hostile %@ on %d characters: %.3f ms (%@)", pattern, hostileLength, elapsed * 1e3, String(describing: result!)))
+}

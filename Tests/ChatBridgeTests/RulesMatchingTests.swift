@@ -62,7 +62,7 @@ struct RulesMatchingTests {
     func conditionErrors() throws {
         let ruleSet = try rules([
             "a-broken.yaml": "when: chat.no_such_field > 0\nsend: [audit]\n",
-            "b-type.yaml": "when: chat.unread_count\n",
+            "b-type.yaml": "when: dyn(chat.unread_count)\n",  // dyn: only known per event
             "c-fine.yaml": "when: chat.unread_count > 0\nthrottle: 1h\n",
         ])
         let event = RuleTestEvents.unreadIncreased(RuleTestEvents.chat(), id: "event-42")

@@ -1,0 +1,41 @@
+// A C interface to RE2 (https://github.com/google/re2), the linear-time regular
+// expression engine that defines CEL's `matches`. Only what CEL needs: compile a
+// pattern, search a text, free. Texts and patterns are UTF-8 with explicit lengths
+// (they may contain NUL).
+#ifndef CHATBRIDGE_CRE2_H
+#define CHATBRIDGE_CRE2_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A compiled RE2 pattern. Matching is thread-safe; freeing is not (free it once, last).
+typedef struct cre2_regex cre2_regex;
+
+/// Why a pattern was refused: RE2's error code (`RE2::ErrorCode`), its reason without the
+/// quoted part ("missing )"), and where the part of the pattern it names starts and how
+/// long it is, in bytes (`argument_offset` is -1 when RE2 names none).
+typedef struct cre2_error {
+    int code;
+    char reason[128];
+    long argument_offset;
+    long argument_length;
+} cre2_error;
+
+/// Compiles `pattern` (`length` bytes of UTF-8) with RE2's default options, errors not
+/// logged. Returns NULL and fills `error` when RE2 refuses the pattern.
+cre2_regex *cre2_compile(const char *pattern, size_t length, cre2_error *error);
+
+/// Whether the pattern matches anywhere in `text` (RE2::PartialMatch).
+int cre2_partial_match(const cre2_regex *regex, const char *text, size_t length);
+
+/// Frees a pattern from `cre2_compile`.
+void cre2_free(cre2_regex *regex);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
