@@ -175,6 +175,11 @@ private struct PageScanner {
         var items: [ScannedItem]?
         // Absent means null: the last page.
         var cursor: String?
+        // A member written twice counts by its last copy, as in `JSONValue.parse`: the
+        // shape problem of an earlier copy is kept and thrown only if no later copy
+        // replaces it (syntax errors end the scan at once either way).
+        var itemsProblem: ChatPageScanError?
+        var cursorProblem: ChatPageScanError?
 
         skipWhitespace()
         if index < end, bytes[index] == ASCII.closeBrace {
@@ -186,17 +191,28 @@ private struct PageScanner {
                 let key = try scanString()
                 try expectColon()
                 if matches(key, "items") {
-                    items = try scanItems()
+                    let start = index
+                    do {
+                        items = try scanItems()
+                        itemsProblem = nil
+                    } catch where error.offset == nil {
+                        // A shape problem: check the rest of the value is JSON, keep the problem.
+                        index = start
+                        currentItem = nil
+                        try skipValue(depth: 1)
+                        items = nil
+                        itemsProblem = error
+                    }
                 } else if matches(key, "cursor") {
                     if index < end, bytes[index] == ASCII.quote {
                         cursor = decode(try scanString())
+                        cursorProblem = nil
                     } else {
                         let start = index
                         try skipValue(depth: 1)
-                        guard equals(start..<index, "null") else {
-                            throw shapeError("\"cursor\" is neither a string nor null")
-                        }
                         cursor = nil
+                        cursorProblem = equals(start..<index, "null")
+                            ? nil : shapeError("\"cursor\" is neither a string nor null")
                     }
                 } else {
                     try skipValue(depth: 1)
@@ -211,6 +227,8 @@ private struct PageScanner {
         skipWhitespace()
         guard index == end else { throw syntaxError("unexpected text after the value") }
 
+        if let itemsProblem { throw itemsProblem }
+        if let cursorProblem { throw cursorProblem }
         guard let items else { throw shapeError("the page has no \"items\" array") }
         if let cursor, cursor.isEmpty {
             // The API documents cursors as non-empty; guessing "last page" here could

@@ -18,7 +18,26 @@ extension FuzzTarget {
     }()
 }
 
-#if !FUZZING
+#if FUZZING
+/// libFuzzer's driver, from the sanitizer runtime the fuzzing build links.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// The fuzzing build's entry: SwiftPM names every executable's entry point itself, so
+/// libFuzzer's own `main` is not used; its driver runs from here instead.
+@main
+struct FuzzDriver {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(runFuzzerDriver(&argc, &argv, fuzzOneInput))
+    }
+}
+#else
 /// Without the fuzzer: replays files through a target, so that every finding and the seed
 /// corpus run as ordinary inputs (`swift run chatbridge-fuzz TARGET FILE...`).
 @main
