@@ -10,6 +10,7 @@ import Store
 import StoreSQLite
 import Unipile
 import Foundation
+import Synchronization
 import Hummingbird
 import Testing
 
@@ -564,4 +565,52 @@ struct UnipileClientTests {
 private actor PagesCollector {
     private(set) var pages: [ChatPage] = []
     func add(_ page: ChatPage) { pages.append(page) }
+}
+
+@Suite("Unipile client: hostile answers stay bounded", .timeLimit(.minutes(2)))
+struct UnipileHostileAnswerTests {
+    @Test("a page over the 64 MiB cap is a clear poll failure, at the default cap")
+    func overTheDefaultCap() async throws {
+        let filler = String(repeating: "x", count: UnipileClient.defaultMaxPageBytes)
+        let big = pageJSON([chatJSON("c1", name: filler)], cursor: nil)
+        try await withScriptedServer({ _, _ in answer(big) }) { baseURL, http, _ in
+            let failure = try #require(await pollFailure(client(baseURL, http, timeout: .seconds(60))))
+            #expect(failure.description == "page 1: malformed page: the page body is larger than 64 MiB")
+        }
+    }
+
+    @Test("a chat name of 10 MB is a chat like any other")
+    func aTenMegabyteName() async throws {
+        let name = String(repeating: "é", count: 5_000_000)
+        let page = pageJSON([chatJSON("c1", name: name), chatJSON("c2")], cursor: nil)
+        try await withScriptedServer({ _, _ in answer(page) }) { baseURL, http, _ in
+            let sizes = Mutex<[Int]>([])
+            let summary = try await client(baseURL, http, timeout: .seconds(60)).fetchAllChats(ChatListQuery(), fingerprintSeed: 1) { page in
+                sizes.withLock { $0 += page.items.map { page.rawData(of: $0).count } }
+            }
+            #expect(summary.items == 2)
+            #expect(sizes.withLock { $0.first ?? 0 } > 10_000_000)
+        }
+    }
+
+    @Test("JSON nested 10,000 deep is a clear poll failure, not a stack overflow")
+    func deepNesting() async throws {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        let page = #"{"items":[{"id":"c1","x":"# + deep + "}]}"
+        try await withScriptedServer({ _, _ in answer(page) }) { baseURL, http, _ in
+            let failure = try #require(await pollFailure(client(baseURL, http)))
+            #expect(failure.description.hasPrefix("page 1: malformed page: item 1: invalid JSON at byte"))
+            #expect(failure.description.hasSuffix("nested too deeply"))
+        }
+    }
+
+    @Test("a million items on one page are read, within the page cap")
+    func aMillionItems() async throws {
+        let items = (0..<1_000_000).map { #"{"id":"c\#($0)"}"# }
+        let page = pageJSON(items, cursor: nil)
+        try await withScriptedServer({ _, _ in answer(page) }) { baseURL, http, _ in
+            let summary = try await client(baseURL, http, timeout: .seconds(60)).fetchAllChats(ChatListQuery(), fingerprintSeed: 1) { _ in }
+            #expect(summary.items == 1_000_000)
+        }
+    }
 }
