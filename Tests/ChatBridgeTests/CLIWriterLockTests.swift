@@ -26,6 +26,17 @@ extension EndToEndTests {
                     let events = try await workspace.run(["events", "--limit", "5"])
                     #expect(events.exitStatus == 0, "a reader works beside the daemon: \(events.stderr)")
                     #expect(events.stdoutLines.count == 5)
+                    // `replay` writes beside the daemon, which sends the event again.
+                    let firstLine = try #require(events.stdoutLines.first)
+                    let replayed = try #require(try JSONValue.parse(firstLine)["id"]?.stringValue)
+                    let replay = try await workspace.run(["replay", replayed])
+                    #expect(replay.exitStatus == 0, "\(replay.stderr)")
+                    var seenAgain = false
+                    for _ in 0..<40 where !seenAgain {
+                        guard let line = await daemon.nextLine(timeout: .seconds(1)) else { continue }
+                        seenAgain = (try? JSONValue.parse(line))?["id"]?.stringValue == replayed
+                    }
+                    #expect(seenAgain, "the running daemon delivered the replayed event")
                     daemon.send(SIGTERM)
                     return await daemon.finish(timeout: .seconds(10))
                 }
