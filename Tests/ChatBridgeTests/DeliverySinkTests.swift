@@ -407,7 +407,7 @@ struct DeliveryExecSinkTests {
             let sink = try ExecSink(
                 name: "notify",
                 argv: ["/bin/sh", "-c", #"printf '%s' "$#" > "$1.count"; printf '%s' "$2" > "$1""#, "sh", output, "{{chat.name}}"],
-                timeout: .seconds(5))
+                timeout: .seconds(60))
             let outcome = await sink.deliver(request(name: .string(name)))
             #expect(outcome == .delivered(status: 0))
             let received = try String(contentsOfFile: output, encoding: .utf8)
@@ -435,7 +435,7 @@ struct DeliveryExecSinkTests {
         environment["OUT"] = output
         let sink = ExecSink(
             name: "notify", command: .shell(#"cat > "$OUT"; env | grep '^CHATBRIDGE_' | sort > "$OUT.env""#),
-            timeout: .seconds(5), environment: environment)
+            timeout: .seconds(60), environment: environment)
         let hostile = request(name: .string("$(touch \(dir.file("pwned")))"))
         #expect(await sink.deliver(hostile) == .delivered(status: 0))
         let stdin = try Data(contentsOf: URL(fileURLWithPath: output))
@@ -456,11 +456,11 @@ struct DeliveryExecSinkTests {
     }
 
     @Test func nonZeroExitIsRetriedWithStandardError() async throws {
-        let sink = ExecSink(name: "notify", command: .shell("echo 'it broke' >&2; exit 3"), timeout: .seconds(5))
+        let sink = ExecSink(name: "notify", command: .shell("echo 'it broke' >&2; exit 3"), timeout: .seconds(60))
         let outcome = await sink.deliver(request())
         #expect(outcome == .retry(status: 3, error: "sink notify: exit status 3: it broke"))
 
-        let noisy = ExecSink(name: "notify", command: .shell("head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1"), timeout: .seconds(5))
+        let noisy = ExecSink(name: "notify", command: .shell("head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1"), timeout: .seconds(60))
         guard case .retry(1, let error, nil) = await noisy.deliver(request()) else {
             Issue.record("expected a retry")
             return
@@ -528,7 +528,7 @@ struct DeliveryExecSinkTests {
     @Test func childThatDoesNotReadItsInputStillFinishes() async throws {
         // A large event and a command that never reads standard input.
         let big = request(name: .string(String(repeating: "y", count: 1 << 20)))
-        let sink = ExecSink(name: "notify", command: .shell("exit 0"), timeout: .seconds(5))
+        let sink = ExecSink(name: "notify", command: .shell("exit 0"), timeout: .seconds(60))
         #expect(await sink.deliver(big) == .delivered(status: 0))
     }
 
@@ -546,8 +546,8 @@ struct DeliveryExecSinkTests {
 
         // Other suites run alongside and open pipes too: a leak of two descriptors per
         // attempt over 30 attempts stands out from their noise.
-        let sink = ExecSink(name: "notify", command: .shell("cat > /dev/null; echo err >&2; exit 0"), timeout: .seconds(5))
-        let failing = ExecSink(name: "notify", command: .shell("exit 9"), timeout: .seconds(5))
+        let sink = ExecSink(name: "notify", command: .shell("cat > /dev/null; echo err >&2; exit 0"), timeout: .seconds(60))
+        let failing = ExecSink(name: "notify", command: .shell("exit 9"), timeout: .seconds(60))
         _ = await sink.deliver(request()) // warm up lazily opened descriptors
         let before = openFileDescriptorCount()
         for _ in 0..<20 { #expect(await sink.deliver(request()) == .delivered(status: 0)) }
