@@ -48,7 +48,11 @@ extension SQLiteStore {
             let rows = try Row.fetchCursor(
                 db, sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?", arguments: [source])
             while let row = try rows.next() {
-                index.set(row[0], SnapshotEntry(fingerprint: UInt64(bitPattern: row[1]), missing: row[2]))
+                // The id's bytes straight from SQLite: no String per chat.
+                let entry = SnapshotEntry(fingerprint: UInt64(bitPattern: row[1]), missing: row[2])
+                try row.withUnsafeData(atIndex: 0) { data in
+                    (data ?? Data()).withUnsafeBytes { index.set(utf8: $0, entry) }
+                }
             }
             return index
         }
