@@ -366,7 +366,7 @@ package final class Dispatcher: Sendable {
         logger[metadataKey: "event_id"] = "\(row.eventID)"
         if let rule = row.rule { logger[metadataKey: "rule"] = "\(rule)" }
         let attempts = row.attempts + 1
-        logger[metadataKey: "attempt"] = "\(attempts)"
+        logger[metadataKey: "attempt"] = .stringConvertible(attempts)
 
         let event: JSONValue
         do {
@@ -391,7 +391,7 @@ package final class Dispatcher: Sendable {
             logger.info("output closed; the delivery stays pending")
             return (outcome, nil)
         case .delivered(let status):
-            logger.debug("delivered", metadata: status.map { ["status": "\($0)"] } ?? [:])
+            logger.debug("delivered", metadata: status.map { ["status": .stringConvertible($0)] } ?? [:])
             result = .delivered(status: status)
         case .dead(let status, let error):
             logger.error("delivery dead: \(error)")

@@ -76,7 +76,8 @@ public struct RunningSimulator: Sendable {
 /// It serves:
 /// - `GET /api/v1/chats` with `unread`, `cursor`, `before`, `after`, `limit` (1...250,
 ///   default 100), `account_type`, `account_id` (comma-separated), as simulator.md describes.
-/// - The control API, no key needed: `POST /_sim/chats`, `GET|PATCH|DELETE /_sim/chats/{id}`,
+/// - The control API, no key needed: `GET /_sim/` (the list, ``SimulatorControlAPI``),
+///   `POST /_sim/chats`, `GET|PATCH|DELETE /_sim/chats/{id}`,
 ///   `POST|GET|DELETE /_sim/faults`, `GET /_sim/stats`, `POST /_sim/reset`.
 public struct UnipileSimulator: Sendable {
     public let options: SimulatorOptions
@@ -188,6 +189,9 @@ extension UnipileSimulator {
             return Self.response(answer)
         }
 
+        router.get("/_sim") { _, _ -> Response in
+            Self.response(SimulatedResponse(status: 200, body: SimulatorControlAPI.listingJSON.serialized()))
+        }
         router.post("/_sim/chats") { request, _ -> Response in
             var request = request
             let body = try await Self.collectBody(&request)

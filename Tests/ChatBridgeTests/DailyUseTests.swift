@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import Testing
+@testable import ChatBridgeConfig
+@testable import ChatBridgeCore
+@testable import Delivery
+@testable import Rules
+@testable import Runtime
+@testable import Store
+
+// Issue 11, the pure halves: what `rules test --event` reads, what `eval` binds, how log
+// lines look, when a source counts as stale, what "address in use" says.
+
+@Suite("Daily use: inputs, eval bindings, log lines, staleness")
+struct DailyUseTests {
+    // MARK: rules test --event
+
+    @Test func aPrettyPrintedEventIsOneEvent() throws {
+        let event = RuleTestEvents.unreadIncreased(RuleTestEvents.chat()).json()
+        let pretty = event.prettyStringForTest
+        #expect(pretty.contains("\n"), "the input spans lines, as `jq .` writes it")
+        let values = try RuleTestInput.events(in: Array(pretty.utf8))
+        #expect(values == [event])
+    }
+
+    @Test func jsonLinesAreOneEventEach() throws {
+        let first = RuleTestEvents.unreadIncreased(RuleTestEvents.chat(id: "a")).json()
+        let second = RuleTestEvents.added(RuleTestEvents.chat(id: "b")).json()
+        let text = first.compactString + "\n\n" + second.compactString + "\n"
+        #expect(try RuleTestInput.events(in: Array(text.utf8)) == [first, second])
+        let array = JSONValue.array([first, second]).compactString
+        #expect(try RuleTestInput.events(in: Array(array.utf8)) == [first, second])
+    }
+
+    @Test func aBrokenLineIsNamed() {
+        let text = #"{"type":"chat.added"}"# + "\n{nope\n"
+        #expect(throws: RuleTestInputError.self) { try RuleTestInput.events(in: Array(text.utf8)) }
+        do {
+            _ = try RuleTestInput.events(in: Array(text.utf8))
+        } catch {
+            #expect(error.message.hasPrefix("line 2 is not JSON"), "\(error)")
+        }
+        #expect(throws: RuleTestInputError.self) { try RuleTestInput.events(in: Array("  \n".utf8)) }
+    }
+
+    // MARK: eval
+
+    @Test func evalWithAnEventBindsWhatARuleSees() throws {
+        let added = RuleTestEvents.added(RuleTestEvents.chat(unread: 2))
+        let now = Date(timeIntervalSince1970: 1_790_000_000)
+        func value(_ expression: String) throws -> JSONValue {
+            try CELEvalTool.evaluate(expression: expression, event: added, now: now).get().value
+        }
+        #expect(try value("has(previous.unread_count)") == .bool(false), "previous is {} for an added chat")
+        #expect(try value("chat.unread_count") == .int(2))
+        #expect(try value("type") == .string("chat.added"))
+        #expect(try value(#""chat.added" in kinds"#) == .bool(true))
+        #expect(try value("source") == .string("main"))
+        #expect(try value("muted") == .bool(false))
+        #expect(try value("event.id") == .string(added.id))
+        #expect(try value("changes") == .object(JSONObject()))
+        #expect(try value(#"now.getHours("UTC")"#) == .int(14))
+        // The same condition a rule would use, with the same result as the router.
+        let rules = try RuleSet.parse(yaml: "name: r\nwhen: has(previous.unread_count)\n", file: "r.yaml")
+        #expect(rules.evaluate(added, now: now).first?.outcome == .conditionFalse)
+    }
+
+    @Test func plainEvalHasNow() throws {
+        let now = Date(timeIntervalSince1970: 1_790_000_000)
+        let result = try CELEvalTool.evaluate(
+            expression: #"now.getHours("Europe/Paris")"#, variables: .object(JSONObject()), now: now).get()
+        #expect(result.value == .int(16) && result.type == "int")
+        // --vars may bind its own `now`.
+        let own = try CELEvalTool.evaluate(expression: "now", variables: ["now": .int(3)], now: now).get()
+        #expect(own.value == .int(3))
+        // --jsonl (the conformance runner) stays without `now`.
+        #expect(CELEvalTool.evaluateJSONLine(#"{"expr": "now"}"#).contains("undeclared reference"))
+    }
+
+    // MARK: log lines
+
+    @Test func textLogLinesPutTheMessageFirst() {
+        let line = StderrLogHandler.line(
+            format: .text, level: .info, message: "poll complete",
+            fields: [("chats", .int(40)), ("source", .string("main")), ("note", .string("two words"))],
+            at: Date(timeIntervalSince1970: 0))
+        #expect(line == #"1970-01-01T00:00:00.000Z info poll complete chats=40 source=main note="two words""# + "\n")
+    }
+
+    @Test func jsonLogValuesKeepTheirTypes() throws {
+        let redactor = LogRedactor(secrets: ["sk-secret-1234"])
+        #expect(StderrLogHandler.jsonValue(.stringConvertible(50), redactor: redactor) == .int(50))
+        #expect(StderrLogHandler.jsonValue(.stringConvertible(true), redactor: redactor) == .bool(true))
+        #expect(StderrLogHandler.jsonValue(.stringConvertible(0.25), redactor: redactor) == .double(0.25))
+        #expect(StderrLogHandler.jsonValue(.string("50"), redactor: redactor) == .string("50"))
+        #expect(StderrLogHandler.jsonValue(.string("key sk-secret-1234"), redactor: redactor) == .string("key <redacted>"))
+        let line = StderrLogHandler.line(
+            format: .json, level: .info, message: "poll complete",
+            fields: [("chats", .int(50)), ("baseline", .bool(false))], at: Date(timeIntervalSince1970: 0))
+        let object = try JSONValue.parse(line)
+        #expect(object["chats"] == .int(50) && object["baseline"] == .bool(false) && object["msg"] == .string("poll complete"))
+    }
+
+    // MARK: staleness
+
+    @Test func aSubSecondIntervalIsNotStaleWithinTheMinimumAllowance() throws {
+        let now = Date(timeIntervalSince1970: 1_764_000_000)
+        let configuration = try ChatBridgeConfiguration.parse(
+            yaml: """
+                sources:
+                  - {name: main, url: "http://127.0.0.1:1", api_key: k, interval: 200ms}
+                """,
+            file: "chatbridge.yaml", environment: [:])
+        func report(sinceSuccess seconds: Double) -> StatusReport {
+            var record = SourceRecord(name: "main", filterFingerprint: "f")
+            record.baselineDone = true
+            record.lastSuccessAt = now.addingTimeInterval(-seconds)
+            record.lastPollAt = now.addingTimeInterval(-seconds)
+            record.lastOutcome = "complete"
+            return StatusReport.make(configuration: configuration, records: ["main": record], counts: [:], now: now)
+        }
+        #expect(!report(sinceSuccess: 0.8).needsAttention, "\(report(sinceSuccess: 0.8).lines)")
+        #expect(!report(sinceSuccess: 9).needsAttention)
+        let stale = report(sinceSuccess: 12)
+        #expect(stale.needsAttention && stale.sources[0].problem == "no complete poll for 12s")
+        #expect(PollFreshness.age(0.84) == "0.8s")
+
+        let watched = HealthReport.WatchedSource(
+            name: "main", interval: .milliseconds(200), watchedSince: now.addingTimeInterval(-60))
+        var record = SourceRecord(name: "main", filterFingerprint: "f")
+        record.lastSuccessAt = now.addingTimeInterval(-0.8)
+        #expect(HealthReport.evaluate(sources: [watched], records: ["main": record], storeProblem: nil, now: now).isHealthy)
+    }
+
+    // MARK: address in use
+
+    @Test func addressInUseNamesTheAddressAndWhatToDo() {
+        struct FakeSocketError: Error, CustomStringConvertible {
+            var description: String { "bind(descriptor:ptr:bytes:): Address already in use (errno: 98)" }
+        }
+        let recognized = AddressInUseError.recognizing(
+            FakeSocketError(), host: "127.0.0.1", port: 13111, advice: "choose another --port")
+        let error = recognized as? AddressInUseError
+        #expect(error?.address == "127.0.0.1:13111")
+        #expect("\(recognized)".contains("cannot listen on 127.0.0.1:13111") && "\(recognized)".hasSuffix("choose another --port"))
+        struct Other: Error {}
+        #expect(AddressInUseError.recognizing(Other(), host: "h", port: 1, advice: "") is Other)
+    }
+}
+
+extension JSONValue {
+    /// Indented JSON text, as `jq .` writes it (members in their order).
+    var prettyStringForTest: String { prettyLines(indent: "").joined(separator: "\n") }
+
+    private func prettyLines(indent: String) -> [String] {
+        let inner = indent + "  "
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            var lines = ["["]
+            for (index, item) in items.enumerated() {
+                var itemLines = item.prettyLines(indent: inner)
+                itemLines[0] = inner + itemLines[0]
+                if index < items.count - 1 { itemLines[itemLines.count - 1] += "," }
+                lines += itemLines
+            }
+            return lines + [indent + "]"]
+        case .object(let object) where !object.isEmpty:
+            var lines = ["{"]
+            let members = Array(object)
+            for (index, member) in members.enumerated() {
+                var memberLines = member.value.prettyLines(indent: inner)
+                memberLines[0] = inner + JSONValue.string(member.key).compactString + ": " + memberLines[0]
+                if index < members.count - 1 { memberLines[memberLines.count - 1] += "," }
+                lines += memberLines
+            }
+            return lines + [indent + "}"]
+        default:
+            return [compactString]
+        }
+    }
+}
