@@ -111,6 +111,11 @@ package actor SourcePoller {
         }
         updateCache(after: poll, applied: applied, index: index)
         report(poll, applied: applied, chats: index.observedCount)
+        if let failures = session.record?.consecutiveFailures, failures > 0 {
+            logger.notice(
+                "source recovered: a complete poll after failed ones",
+                metadata: ["failed_polls": .stringConvertible(failures)])
+        }
         return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: poll.isBaseline)
     }
 

@@ -167,7 +167,9 @@ struct ReplayCommand: AsyncParsableCommand {
         abstract: "Deliver a stored event again (same event id, new attempts).",
         discussion: """
             Queues the event's deliveries (of one sink with --sink) as due now; a running \
-            `chatbridge run` picks them up within seconds, or run `chatbridge run --once`.
+            `chatbridge run` picks them up within seconds, or run `chatbridge run --once`. \
+            A finished delivery gets a new row, so `chatbridge deliveries --event ID` shows \
+            the earlier attempts too; the webhook-id stays the same.
             Example:
               chatbridge replay 0193a6f2-7c1e-7b4a-9d1e-2f0c5e8b1a77 --sink team-slack
             """)
@@ -185,7 +187,17 @@ struct ReplayCommand: AsyncParsableCommand {
         let store = try openStore(configuration)
         do {
             let count = try await store.replay(eventID: eventID, sink: sink)
-            printError("queued \(count) deliver\(count == 1 ? "y" : "ies") of event \(eventID)")
+            if count == 0 {
+                let sinks = configuration.sinkNames.joined(separator: ", ")
+                printError(
+                    "event \(eventID) has no deliveries to replay: no rule matched it when it was detected "
+                        + "(chatbridge explain \(eventID) says why); to send it anyway: "
+                        + "chatbridge replay \(eventID) --sink NAME (one of: \(sinks))")
+                return
+            }
+            printError(
+                "queued \(count) deliver\(count == 1 ? "y" : "ies") of event \(eventID); "
+                    + "earlier attempts stay listed (chatbridge deliveries --event \(eventID))")
         } catch let error as ReplayError {
             printError("\(error)")
             throw ExitCode(1)

@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Testing
 import UnipileSimulator
 @testable import ChatBridgeConfig
@@ -254,6 +255,61 @@ extension EndToEndTests {
             let warned = try await ChatBridgeCLI.run(["rules", "check", "--config", configPath], environment: key)
             #expect(warned.exitStatus == 0, "a warning, not a failure: \(warned)")
             #expect(warned.stderr.contains("warning: no rule can match account.error"), "\(warned)")
+        }
+
+        @Test func runLogsItsStartAndARecoveryAndCapsBodiesAndReplayKeepsHistory() async throws {
+            let body = String(repeating: "b", count: 1000) + "END-OF-BODY"
+            let router = Router()
+            router.post("**") { _, _ -> Response in
+                Response(status: .notFound, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+            }
+            try await withLocalHTTPServer(router, label: "e2e-gone") { port in
+                try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 5, seed: 27)) { simulator in
+                    let config = CLIWorkspace.sourceYAML(url: simulator.baseURL) + """
+                        sinks:
+                          gone: {type: webhook, url: "http://127.0.0.1:\(port)/hook"}
+
+                        """
+                    let workspace = try CLIWorkspace(
+                        config: config,
+                        rules: ["unread.yaml": "name: unread\non: [unread.increased]\nsend: [gone]\n"],
+                        environment: ["E2E_API_KEY": apiKey])
+                    let baseline = try await workspace.run(["run", "--once", "--log-format", "json"])
+                    try #require(baseline.exitStatus == 0, "\(baseline)")
+                    let start = try #require(baseline.stderrLines.compactMap { try? JSONValue.parse($0) }
+                        .first { $0["msg"] == .string("starting") }, "\(baseline.stderr)")
+                    #expect(start["version"] == .string(ChatBridgeVersion.current))
+                    #expect(start["sources"] == .array([.string("main")]) && start["rules"] == .int(1), "\(start)")
+                    #expect(start["sinks"]?.stringArray.contains("gone") == true && start["store"]?.stringValue != nil)
+
+                    // A failed poll, then a complete one: the recovery is logged.
+                    await simulator.state.addFault(.error(status: 503, type: "errors/service_unavailable", page: 1))
+                    #expect(try await workspace.run(["run", "--once"]).exitStatus == 1)
+                    let chatID = try #require(await simulator.state.chatIDs().first)
+                    let before = try JSONValue.parse(try #require(await simulator.state.chatJSON(id: chatID)))
+                    let unread = Int64(before["unread_count"]?.doubleValue ?? 0)
+                    try await simulator.state.patch(id: chatID, fieldsJSON: #"{"unread_count": \#(unread + 2)}"#)
+                    let recovered = try await workspace.run(["run", "--once"])
+                    #expect(recovered.exitStatus == 0, "\(recovered)")
+                    #expect(recovered.stderr.contains("source recovered"), "\(recovered.stderr)")
+                    // The 404's body is kept in the store (1 KiB) but not whole in the log line.
+                    let dead = try #require(recovered.stderrLines.first { $0.contains("delivery dead") }, "\(recovered.stderr)")
+                    #expect(dead.count < 600 && !dead.contains("END-OF-BODY"), "\(dead)")
+
+                    let eventID = try #require(try await workspace.storedEvents(["--kind", "unread.increased"]).first?["id"]?.stringValue)
+                    let replay = try await workspace.run(["replay", eventID])
+                    #expect(replay.exitStatus == 0, "\(replay)")
+                    let rows = try await workspace.deliveries(["--event", eventID])
+                    #expect(rows.compactMap { $0["status"]?.stringValue } == ["dead", "pending"], "both attempts listed: \(rows)")
+
+                    // An event no rule matched: replay says why and what to do.
+                    try await simulator.state.patch(id: chatID, fieldsJSON: #"{"name": "Renamed"}"#)
+                    try #require(try await workspace.run(["run", "--once"]).exitStatus == 0)
+                    let renamed = try #require(try await workspace.storedEvents(["--kind", "chat.renamed"]).first?["id"]?.stringValue)
+                    let nothing = try await workspace.run(["replay", renamed])
+                    #expect(nothing.stderr.contains("no rule matched") && nothing.stderr.contains("--sink"), "\(nothing)")
+                }
+            }
         }
     }
 }

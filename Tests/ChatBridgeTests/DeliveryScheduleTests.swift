@@ -259,8 +259,10 @@ struct DeliveryDigestTests {
         try await outbox.store.record(.delivered(status: 200), deliveryID: due.id, attempts: 1, at: opened.addingTimeInterval(600))
         #expect(try await outbox.store.replay(eventID: due.eventID, now: opened.addingTimeInterval(700)) == 1)
         let again = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(700), excluding: [], limit: 10).first)
-        #expect(again.id == due.id && again.eventJSON == due.eventJSON)
+        #expect(again.eventID == due.eventID && again.digestID == due.digestID && again.eventJSON == due.eventJSON)
         #expect(try JSONValue.parse(again.eventJSON)["id"] == .string(due.eventID), "the same id on a replay")
+        #expect(try await outbox.store.deliveries(eventID: due.eventID).map(\.status) == ["delivered", "pending"],
+                "the first delivery of the digest stays visible")
         await #expect(throws: ReplayError.self) { try await outbox.store.replay(eventID: "0190a0b0-0000-7000-8000-0000000000ff") }
     }
 
