@@ -39,7 +39,8 @@ struct SimulateCommand: AsyncParsableCommand {
         // The key is shown on purpose: it is the simulator's, which clients must send.
         _ = log.bootstrap()
         let options = SimulatorOptions(
-            port: port, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery?.duration)
+            port: port, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery?.duration,
+            clock: { Date() })
         let simulator = UnipileSimulator(options: options, logger: Logger(label: "chatbridge.simulator"))
         let (apiKey, requestedPort) = (apiKey, port)
         do {
