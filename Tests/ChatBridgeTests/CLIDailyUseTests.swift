@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Hummingbird
 import Testing
 import UnipileSimulator
@@ -309,6 +312,21 @@ extension EndToEndTests {
                     let nothing = try await workspace.run(["replay", renamed])
                     #expect(nothing.stderr.contains("no rule matched") && nothing.stderr.contains("--sink"), "\(nothing)")
                 }
+            }
+        }
+
+        @Test func simulatePrintsItsKeyAndItsChatsAreRecent() async throws {
+            try await ChatBridgeCLI.withStarted(["simulate", "--port", "0", "--chats", "20"]) { child in
+                let ready = try #require(await child.nextLine(timeout: .seconds(20)), "\(child.standardErrorSoFar)")
+                let port = try #require(Int(ready.dropFirst("READY ".count)), "\(ready)")
+                #expect(await eventually(timeout: .seconds(5)) { child.standardErrorSoFar.contains("X-API-KEY: sim-key") },
+                        "the key it accepts: \(child.standardErrorSoFar)")
+                var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/api/v1/chats?limit=1")))
+                request.setValue("sim-key", forHTTPHeaderField: "X-API-KEY")
+                let (data, _) = try await URLSession.shared.data(for: request)
+                let page = try JSONValue.parse(Array(data))
+                let newest = try #require(page["items"]?.arrayValue?.first?["timestamp"]?.stringValue.flatMap(Timestamp.parseISO8601))
+                #expect(abs(newest.timeIntervalSinceNow) < 300, "the newest chat is recent, so `> now - duration(\"1h\")` matches: \(newest)")
             }
         }
     }

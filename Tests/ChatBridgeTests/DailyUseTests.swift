@@ -179,3 +179,67 @@ extension JSONValue {
         }
     }
 }
+
+@Suite("chatbridge explain: verdicts from rules and the store's facts")
+struct EventExplanationTests {
+    let event = RuleTestEvents.unreadIncreased(RuleTestEvents.chat(accountType: "LINKEDIN", unread: 3))
+
+    func rules() throws -> RuleSet {
+        try RuleSet.parse(
+            yaml: """
+                rules:
+                  - {name: quiet, on: [unread.increased], quiet_hours: {from: "14:00", to: "15:00"}}
+                  - {name: digested, digest: 10m}
+                  - {name: now-false, when: 'chat.account_type == "WHATSAPP" && has(chat.nope)'}
+                  - {name: fresh}
+                  - {name: off, enabled: false}
+                """,
+            file: "rules.yaml")
+    }
+
+    func row(_ id: Int64, rule: String, status: String = "pending", attempts: Int = 0) -> DeliveryRecord {
+        DeliveryRecord(id: id, eventID: event.id, rule: rule, sink: "stdout", status: status, attempts: attempts)
+    }
+
+    @Test func everyVerdictWithItsReason() throws {
+        let facts = EventDeliveryFacts(
+            deliveries: [row(1, rule: "quiet"), row(2, rule: "now-false", status: "delivered", attempts: 1),
+                         row(3, rule: "removed-rule", status: "dead", attempts: 10)],
+            digests: [DigestMembership(
+                digestID: 4, rule: "digested", sink: "stdout", closesAt: event.occurredAt.addingTimeInterval(600), delivery: nil)])
+        let explanation = EventExplanation.make(
+            event: event, rules: try rules(), facts: facts, throttledBy: [:], rulesChangedSince: ["rules.yaml"])
+        let byRule = Dictionary(explanation.verdicts.map { ($0.rule ?? "", $0) }) { a, _ in a }
+        #expect(byRule["quiet"]?.verdict == "postponed")
+        #expect(byRule["quiet"]?.reason.contains("until 2026-09-21T15:00:00.000Z") == true, "\(byRule["quiet"]!.reason)")
+        #expect(byRule["digested"]?.verdict == "digest" && byRule["digested"]?.reason.contains("digest 4") == true)
+        let falseNow = try #require(byRule["now-false"])
+        #expect(falseNow.verdict == "condition_false")
+        #expect(falseNow.reason.contains(#"chat.account_type = "LINKEDIN""#) && falseNow.reason.contains("chat.nope = absent"),
+                "\(falseNow.reason)")
+        #expect(falseNow.reason.contains("at detection it matched"), "rows under older rules are shown: \(falseNow.reason)")
+        #expect(byRule["fresh"]?.verdict == "matched_no_delivery")
+        #expect(byRule["off"]?.verdict == "disabled")
+        #expect(byRule["removed-rule"]?.verdict == "delivered_under_older_rules")
+        #expect(explanation.lines.contains { $0.hasPrefix("note: the rules changed since the event") })
+        #expect(explanation.json["rules"]?.arrayValue?.count == 6)
+    }
+
+    @Test func throttledSaysUntilWhenAndByWhichEvent() throws {
+        let rules = try RuleSet.parse(yaml: "name: t\nthrottle: 15m\n", file: "t.yaml")
+        let earlier = ThrottlingDelivery(eventID: "earlier-event", sink: "stdout", createdAt: event.occurredAt.addingTimeInterval(-60))
+        let explanation = EventExplanation.make(
+            event: event, rules: rules, facts: EventDeliveryFacts(deliveries: [], digests: []),
+            throttledBy: ["t": earlier], rulesChangedSince: [])
+        let verdict = try #require(explanation.verdicts.first)
+        #expect(verdict.verdict == "throttled")
+        #expect(verdict.reason == "matched; throttled until 2026-09-21T14:27:20.000Z by the delivery of event earlier-event to stdout")
+    }
+
+    @Test func readPathsSkipStringsAndMethodNames() throws {
+        let rules = try RuleSet.parse(
+            yaml: #"{name: r, when: 'chat.name.matches("chat.secret") && "x" in kinds && previous.unread_count < chat.unread_count && now.getHours("UTC") > 1'}"#,
+            file: "r.yaml")
+        #expect(rules.rules[0].condition.readPaths == ["chat.name", "kinds", "previous.unread_count", "chat.unread_count", "now"])
+    }
+}
