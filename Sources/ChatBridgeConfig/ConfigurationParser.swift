@@ -484,7 +484,7 @@ struct ConfigurationParser {
                 reader.report("\(path): '\(name)' is not a variable name (letters, digits, _)", at: field.keyMark)
                 continue
             }
-            switch reader.scalarText(field.value, path: "\(path).\(name)", expected: "a string") {
+            switch reader.scalarText(field.value, path: "\(path).\(name)", expected: "a string", secret: true) {
             case .value(let text): values[name] = Secret(text)
             case .null: values[name] = Secret("")
             case .invalid: continue

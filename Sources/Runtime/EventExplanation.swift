@@ -108,7 +108,7 @@ package struct EventExplanation: Sendable {
         if !digests.isEmpty {
             let parts = digests.map { digest -> String in
                 let state = digest.delivery.map { "\($0.status)" } ?? "open"
-                return "digest \(digest.digestID) to \(digest.sink) (closes \(Timestamp.iso8601(digest.closesAt)), \(state))"
+                return "digest \(digest.delivery?.eventID ?? String(digest.digestID)) to \(digest.sink) (closes \(Timestamp.iso8601(digest.closesAt)), \(state))"
             }
             return Verdict(rule: rule.name, verdict: "digest", reason: "matched; added to " + parts.joined(separator: "; "))
         }

@@ -17,7 +17,11 @@ extension SQLiteStore: EventExplanationStore {
         }
         var digests: [DigestMembership] = []
         for (id, rule, sink, closesAt) in memberships {
-            let row = try await deliveries(sink: sink, eventID: "digest-\(id)").last
+            // The digest's own row carries its id (`digest_id`) and an event id of its own.
+            let digestEventID = try await pool.read { db in
+                try String.fetchOne(db, sql: "SELECT event_id FROM deliveries WHERE digest_id = ? LIMIT 1", arguments: [id])
+            }
+            let row = try await digestEventID.asyncMap { try await deliveries(sink: sink, eventID: $0).last } ?? nil
             digests.append(DigestMembership(
                 digestID: id, rule: rule, sink: sink, closesAt: Date(storeValue: closesAt), delivery: row))
         }
@@ -40,5 +44,12 @@ extension SQLiteStore: EventExplanationStore {
                 ThrottlingDelivery(eventID: row["event_id"], sink: row["sink"], createdAt: Date(storeValue: row["created_at"]))
             }
         }
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }
