@@ -329,5 +329,46 @@ extension EndToEndTests {
                 #expect(abs(newest.timeIntervalSinceNow) < 300, "the newest chat is recent, so `> now - duration(\"1h\")` matches: \(newest)")
             }
         }
+
+        @Test func aThrottledMatchIsCountedInMetrics() async throws {
+            try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 4, seed: 28)) { simulator in
+                let workspace = try CLIWorkspace(
+                    config: CLIWorkspace.sourceYAML(url: simulator.baseURL) + "http: {listen: \"127.0.0.1:0\"}\n",
+                    rules: ["every-unread.yaml": "name: every-unread\non: [unread.increased]\nthrottle: 1h\n"],
+                    environment: ["E2E_API_KEY": apiKey])
+                try await workspace.withStarted(["run", "--log-format", "json"]) { daemon in
+                    var port: Int?
+                    let listening = await eventually(timeout: .seconds(20)) {
+                        let lines: [JSONValue] = daemon.standardErrorSoFar.split(separator: "\n").compactMap {
+                            try? JSONValue.parse(String($0))
+                        }
+                        let serving: JSONValue? = lines.first { $0["msg"] == .string("serving /metrics and /healthz") }
+                        if case .int(let number)? = serving?["port"] { port = Int(number) }
+                        return port != nil && daemon.standardErrorSoFar.contains(#""baseline":true"#)
+                    }
+                    try #require(listening, "\(daemon.standardErrorSoFar)")
+                    let chatID = try #require(await simulator.state.chatIDs().first)
+                    let before = try JSONValue.parse(try #require(await simulator.state.chatJSON(id: chatID)))
+                    let unread = Int64(before["unread_count"]?.doubleValue ?? 0)
+                    for (step, expected) in [(Int64(3), 1), (6, 2)] {
+                        try await simulator.state.patch(id: chatID, fieldsJSON: #"{"unread_count": \#(unread + step)}"#)
+                        let stored = try await eventually(timeout: .seconds(20), interval: .milliseconds(200)) {
+                            try await workspace.storedEvents(["--kind", "unread.increased"]).count == expected
+                        }
+                        try #require(stored, "\(daemon.standardErrorSoFar.suffix(2000))")
+                    }
+                    let metricsPort = try #require(port)
+                    let url = try #require(URL(string: "http://127.0.0.1:\(metricsPort)/metrics"))
+                    let counted = try await eventually(timeout: .seconds(10), interval: .milliseconds(200)) {
+                        let (data, _) = try await URLSession.shared.data(from: url)
+                        return String(decoding: data, as: UTF8.self).split(separator: "\n").contains { line in
+                            line.hasPrefix("chatbridge_matches_suppressed_total{") && line.contains(#"rule="every-unread""#)
+                                && line.hasSuffix(" 1")
+                        }
+                    }
+                    #expect(counted, "chatbridge_matches_suppressed_total counts the throttled match")
+                }
+            }
+        }
     }
 }
