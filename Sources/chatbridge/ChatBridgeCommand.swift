@@ -34,6 +34,13 @@ struct ChatBridgeCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            // Asked for JSON logs: the usage error is a JSON line too.
+            let arguments = CommandLine.arguments
+            if arguments.contains("--log-format=json")
+                || zip(arguments, arguments.dropFirst()).contains(where: { $0 == "--log-format" && $1 == "json" })
+            {
+                DiagnosticOutput.use(.json)
+            }
             if exitCode(for: error) == .validationFailure {
                 printError(fullMessage(for: error))
                 Foundation.exit(ExitCode.usage.rawValue)

@@ -102,6 +102,10 @@ extension EndToEndTests {
                 #expect(result.exitStatus == 2, "\(arguments): \(result)")
                 #expect(!result.stderr.isEmpty && result.stdout.isEmpty, "\(arguments): \(result)")
             }
+            let json = try await ChatBridgeCLI.run(["run", "--log-format", "json", "--no-such-option"])
+            #expect(json.exitStatus == 2, "\(json)")
+            #expect(!json.stderrLines.isEmpty && json.stderrLines.allSatisfy { (try? JSONValue.parse($0))?.objectValue != nil },
+                    "with --log-format json, a usage error is JSON too: \(json.stderr)")
         }
 
         @Test func jsonLogsAreJSONOnEveryLineWithTypedValues() async throws {
@@ -221,6 +225,10 @@ extension EndToEndTests {
                     let result = try await workspace.run(command)
                     #expect(result.exitStatus != 2 && !result.stderr.contains("is not set"), "\(command): \(result)")
                 }
+                let event = try #require(try await workspace.storedEvents().first)
+                let tested = try await workspace.run(
+                    ["rules", "test", "--event", "-"], input: .bytes(Array(event.compactString.utf8)))
+                #expect(tested.exitStatus == 0, "rules test: \(tested)")
                 let strict = try await workspace.run(["rules", "check"])
                 #expect(strict.exitStatus == 2 && strict.stderr.contains("E2E_UNSET_HOOK_URL"), "\(strict)")
                 let run = try await workspace.run(["run", "--once"])
