@@ -65,8 +65,7 @@ package struct StderrLogHandler: LogHandler {
         case .text:
             var line = "\(timestamp) \(level) \(message.replacingOccurrences(of: "\n", with: "\\n"))"
             for (key, value) in fields {
-                let text = if case .string(let string) = value { string } else { value.compactString }
-                line += " \(key)=\(quoteIfNeeded(text))"
+                line += " \(key)=\(quoteIfNeeded(textValue(value)))"
             }
             return line + "\n"
         case .json:
@@ -76,6 +75,15 @@ package struct StderrLogHandler: LogHandler {
             object["msg"] = .string(message)
             for (key, value) in fields where object[key] == nil { object[key] = value }
             return JSONValue.object(object).compactString + "\n"
+        }
+    }
+
+    /// A field's value in a text line: strings as they are, lists as `a,b`, the rest as JSON.
+    private static func textValue(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let string): string
+        case .array(let items): items.map(textValue).joined(separator: ",")
+        default: value.compactString
         }
     }
 

@@ -82,9 +82,10 @@ struct DailyUseTests {
     @Test func textLogLinesPutTheMessageFirst() {
         let line = StderrLogHandler.line(
             format: .text, level: .info, message: "poll complete",
-            fields: [("chats", .int(40)), ("source", .string("main")), ("note", .string("two words"))],
+            fields: [("chats", .int(40)), ("source", .string("main")), ("note", .string("two words")),
+                     ("sinks", .array([.string("hook"), .string("stdout")]))],
             at: Date(timeIntervalSince1970: 0))
-        #expect(line == #"1970-01-01T00:00:00.000Z info poll complete chats=40 source=main note="two words""# + "\n")
+        #expect(line == #"1970-01-01T00:00:00.000Z info poll complete chats=40 source=main note="two words" sinks=hook,stdout"# + "\n")
     }
 
     @Test func jsonLogValuesKeepTheirTypes() throws {
