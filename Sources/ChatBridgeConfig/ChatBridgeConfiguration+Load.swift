@@ -23,10 +23,12 @@ extension ChatBridgeConfiguration {
     ///     current directory when `nil`.
     /// - Throws: ``ConfigurationError`` with every problem of the file, each as
     ///   `FILE:LINE:COLUMN: message`; or a single `FILE: message` when it cannot be read.
+    ///   - secrets: Whether every secret's `${VAR}` must be set (see ``SecretUse``).
     package static func load(
         path: String,
         environment: [String: String],
-        currentDirectory: String? = nil
+        currentDirectory: String? = nil,
+        secrets: SecretUse = .required
     ) throws(ConfigurationError) -> ChatBridgeConfiguration {
         let workingDirectory = currentDirectory ?? FileManager.default.currentDirectoryPath
         let absolutePath = resolve(path: path, against: workingDirectory, home: environment["HOME"])
@@ -48,7 +50,8 @@ extension ChatBridgeConfiguration {
             displayFile: path,
             absoluteFile: absolutePath,
             baseDirectory: baseDirectory(forConfigurationFile: absolutePath),
-            environment: environment
+            environment: environment,
+            secrets: secrets
         )
         return try parser.parse()
     }

@@ -42,6 +42,20 @@ package struct ChatBridgeConfiguration: Sendable, Hashable {
     package var delivery: DeliveryConfiguration
     /// Where `/metrics` and `/healthz` are served; `nil` (the default) serves nothing.
     package var http: HTTPListenConfiguration?
+    /// The secret values whose `${VAR}` was not set, when loaded with
+    /// ``SecretUse/mayBeUnset``: `sources[0].api_key (UNIPILE_API_KEY)`. Empty otherwise.
+    package var unresolvedSecrets: [String] = []
+
+    /// Whether a command needs the configuration's secrets.
+    package enum SecretUse: Sendable {
+        /// Every `${VAR}` must be set (`run`, `rules check`): the default.
+        case required
+        /// Read-only commands (`status`, `events`, `chats`, `deliveries`, `replay`,
+        /// `explain`, `rules check --offline`) never send anything: a secret whose
+        /// variable is not set is left unresolved (listed in ``unresolvedSecrets``, its
+        /// value an unreachable placeholder) instead of being an error.
+        case mayBeUnset
+    }
 
     package init(
         file: String,

@@ -22,9 +22,13 @@ struct ConfigurationParser {
     /// Every problem found, in the order found.
     package var diagnostics: [ConfigurationDiagnostic] { reader.diagnostics }
 
-    init(yaml: String, displayFile: String, absoluteFile: String, baseDirectory: String, environment: [String: String]) {
+    init(
+        yaml: String, displayFile: String, absoluteFile: String, baseDirectory: String, environment: [String: String],
+        secrets: ChatBridgeConfiguration.SecretUse = .required
+    ) {
         self.yaml = yaml
         self.reader = YAMLNodeReader(displayFile: displayFile, substituting: environment)
+        self.reader.secretsMayBeUnset = secrets == .mayBeUnset
         self.absoluteFile = absoluteFile
         self.baseDirectory = baseDirectory
         self.environment = environment
@@ -71,7 +75,7 @@ struct ConfigurationParser {
         let http = readHTTP(top)
 
         guard diagnostics.isEmpty else { throw finishedError() }
-        return ChatBridgeConfiguration(
+        var configuration = ChatBridgeConfiguration(
             file: absoluteFile,
             baseDirectory: baseDirectory,
             sources: sources,
@@ -84,6 +88,8 @@ struct ConfigurationParser {
             delivery: delivery,
             http: http
         )
+        configuration.unresolvedSecrets = reader.unresolvedSecrets
+        return configuration
     }
 
     private func finishedError() -> ConfigurationError {
@@ -122,7 +128,7 @@ struct ConfigurationParser {
                 }
             }
             let url = readRequiredURL(fields, key: "url", path: path)?.url
-            let apiKey = readRequiredString(fields, key: "api_key", path: path)
+            let apiKey = readRequiredString(fields, key: "api_key", path: path, secret: true)
             let interval = fields["interval"].flatMap { readDuration($0.value, path: "\(path).interval") }
             let pageSize = fields["page_size"].flatMap { readInteger($0.value, path: "\(path).page_size", in: 1...250) }
             let accountType = fields["account_type"].flatMap {
@@ -282,17 +288,18 @@ struct ConfigurationParser {
     // values pass through them. Readers of numbers, booleans, durations and choices may
     // quote the text, which helps and is never a secret.
 
-    private mutating func readRequiredString(_ fields: YAMLMapping, key: String, path: String) -> String? {
+    private mutating func readRequiredString(_ fields: YAMLMapping, key: String, path: String, secret: Bool = false) -> String? {
         guard let field = fields[key] else {
             reader.report("\(path).\(key) is required", at: fields.mark)
             return nil
         }
-        return reader.readNonEmptyString(field.value, path: "\(path).\(key)", expected: "a string")
+        return reader.readNonEmptyString(field.value, path: "\(path).\(key)", expected: "a string", secret: secret)
     }
 
     /// The URL and the text it was read from (kept as written for secrets).
+    /// A URL is a secret: a webhook URL is a credential, and a source URL may hold one.
     private mutating func readRequiredURL(_ fields: YAMLMapping, key: String, path: String) -> (url: URL, text: String)? {
-        guard let text = readRequiredString(fields, key: key, path: path) else { return nil }
+        guard let text = readRequiredString(fields, key: key, path: path, secret: true) else { return nil }
         // Never echo the text: a webhook URL is a credential, and a source URL may hold one.
         // URL(string:) percent-encodes spaces nowadays; a space in a base URL is a mistake.
         let hasSpaceOrControl = text.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }
@@ -423,12 +430,12 @@ struct ConfigurationParser {
             return []
         }
         var found: [(text: String, mark: Mark?)] = []
-        if let one = fields["secret"], let text = reader.readString(one.value, path: "\(path).secret") {
+        if let one = fields["secret"], let text = reader.readString(one.value, path: "\(path).secret", secret: true) {
             found = [(text, one.value.mark)]
         } else if let many = fields["secrets"], let items = reader.sequence(many.value, path: "\(path).secrets") {
             if items.isEmpty { reader.report("\(path).secrets must list at least one secret", at: many.value.mark) }
             for (index, item) in items.enumerated() {
-                if let text = reader.readString(item, path: "\(path).secrets[\(index)]") { found.append((text, item.mark)) }
+                if let text = reader.readString(item, path: "\(path).secrets[\(index)]", secret: true) { found.append((text, item.mark)) }
             }
         }
         var secrets: [String] = []
@@ -477,7 +484,7 @@ struct ConfigurationParser {
                 reader.report("\(path): '\(name)' is not a variable name (letters, digits, _)", at: field.keyMark)
                 continue
             }
-            switch reader.scalarText(field.value, path: "\(path).\(name)", expected: "a string") {
+            switch reader.scalarText(field.value, path: "\(path).\(name)", expected: "a string", secret: true) {
             case .value(let text): values[name] = Secret(text)
             case .null: values[name] = Secret("")
             case .invalid: continue
@@ -522,7 +529,7 @@ struct ConfigurationParser {
             }
             seen[name.lowercased()] = field.keyMark?.line ?? 0
             // Header values are often tokens: never echoed.
-            switch reader.scalarText(field.value, path: headerPath, expected: "a string") {
+            switch reader.scalarText(field.value, path: headerPath, expected: "a string", secret: true) {
             case .value(let value):
                 if value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
                     reader.report("\(headerPath) must not contain line breaks", at: field.value.mark)

@@ -12,6 +12,8 @@ enum ConfigEnvironmentSubstitution {
     /// What went wrong in one `${...}`. The message names the variable, never a value.
     struct Problem: Sendable, Hashable {
         var message: String
+        /// The variable, when the problem is only that it is not set.
+        var unsetVariable: String? = nil
     }
 
     /// Every problem of one text.
@@ -69,7 +71,9 @@ enum ConfigEnvironmentSubstitution {
             } else if let fallback {
                 output += fallback
             } else {
-                problems.append(Problem(message: "environment variable \(name) is not set (write ${\(name):-default} to give a default)"))
+                problems.append(Problem(
+                    message: "environment variable \(name) is not set (write ${\(name):-default} to give a default)",
+                    unsetVariable: name))
             }
         }
         return problems.isEmpty ? .success(output) : .failure(Failure(problems: problems))

@@ -80,4 +80,19 @@ extension ChatBridgeConfiguration {
         enabled: true
 
         """
+
+    /// The second rule `chatbridge init` writes: once any rule exists, an event no rule
+    /// matches goes nowhere, so an expired API key or a disconnected account
+    /// (`account.error`) would otherwise reach no one.
+    package static let starterAccountRuleYAML = """
+        # The account needs a person: Unipile answered 401/403 (an expired API key, a
+        # disconnected account), and later it works again. Once any rule exists, events
+        # that no rule matches go nowhere: keep this rule so that these reach someone.
+
+        name: account-problems
+        description: The Unipile account or API key needs a person, or works again
+        on: [account.error, account.recovered]
+        send: [stdout]                          # point it at a sink a person reads
+
+        """
 }

@@ -22,6 +22,15 @@ package struct YAMLNodeReader {
     let environment: [String: String]?
     /// Every problem found so far, in the order found.
     package private(set) var diagnostics: [ConfigurationDiagnostic] = []
+    /// Whether a secret value (read with `secret: true`) may name variables that are not
+    /// set: for commands that never use the secrets (``ChatBridgeConfiguration/SecretUse``).
+    var secretsMayBeUnset = false
+    /// The secret values left unresolved so far: `sources[0].api_key (UNIPILE_API_KEY)`.
+    private(set) var unresolvedSecrets: [String] = []
+
+    /// What an unresolved secret holds: a valid http URL that can never be reached, so
+    /// that a value which must be a URL still reads as one.
+    static let unresolvedSecretPlaceholder = "http://unresolved-secret.invalid/"
 
     package init(displayFile: String, substituting environment: [String: String]? = nil) {
         self.displayFile = displayFile
@@ -185,13 +194,22 @@ package struct YAMLNodeReader {
     }
 
     /// The text of a scalar, with `${VAR}` replaced when the reader has an environment.
-    mutating func scalarText(_ node: Node, path: String, expected: String) -> ScalarText {
+    ///
+    /// - Parameter secret: Whether the value is a secret (an API key, a webhook URL, a
+    ///   signing secret, a header value): with ``secretsMayBeUnset``, variables that are
+    ///   not set leave it unresolved instead of being a problem.
+    mutating func scalarText(_ node: Node, path: String, expected: String, secret: Bool = false) -> ScalarText {
         guard let scalar = scalar(node, path: path, expected: expected) else { return .invalid }
         if scalar.style == .plain, Self.nullWords.contains(scalar.string) { return .null }
         guard let environment else { return scalar.string.isEmpty ? .null : .value(scalar.string) }
         switch ConfigEnvironmentSubstitution.substitute(scalar.string, environment: environment) {
         case .success(let text):
             return text.isEmpty ? .null : .value(text)
+        case .failure(let failure)
+        where secret && secretsMayBeUnset && failure.problems.allSatisfy({ $0.unsetVariable != nil }):
+            let names = failure.problems.compactMap(\.unsetVariable).joined(separator: ", ")
+            unresolvedSecrets.append("\(path) (\(names))")
+            return .value(Self.unresolvedSecretPlaceholder)
         case .failure(let failure):
             for problem in failure.problems { report("\(path): \(problem.message)", at: node.mark) }
             return .invalid
@@ -199,14 +217,14 @@ package struct YAMLNodeReader {
     }
 
     /// An optional string: `nil` when null, empty or unusable.
-    mutating func readString(_ node: Node, path: String) -> String? {
-        if case .value(let text) = scalarText(node, path: path, expected: "a string") { return text }
+    mutating func readString(_ node: Node, path: String, secret: Bool = false) -> String? {
+        if case .value(let text) = scalarText(node, path: path, expected: "a string", secret: secret) { return text }
         return nil
     }
 
     /// A string that must not be null or empty; a problem otherwise.
-    package mutating func readNonEmptyString(_ node: Node, path: String, expected: String) -> String? {
-        switch scalarText(node, path: path, expected: expected) {
+    package mutating func readNonEmptyString(_ node: Node, path: String, expected: String, secret: Bool = false) -> String? {
+        switch scalarText(node, path: path, expected: expected, secret: secret) {
         case .value(let text):
             return text
         case .null:

@@ -366,7 +366,7 @@ package final class Dispatcher: Sendable {
         logger[metadataKey: "event_id"] = "\(row.eventID)"
         if let rule = row.rule { logger[metadataKey: "rule"] = "\(rule)" }
         let attempts = row.attempts + 1
-        logger[metadataKey: "attempt"] = "\(attempts)"
+        logger[metadataKey: "attempt"] = .stringConvertible(attempts)
 
         let event: JSONValue
         do {
@@ -391,10 +391,10 @@ package final class Dispatcher: Sendable {
             logger.info("output closed; the delivery stays pending")
             return (outcome, nil)
         case .delivered(let status):
-            logger.debug("delivered", metadata: status.map { ["status": "\($0)"] } ?? [:])
+            logger.debug("delivered", metadata: status.map { ["status": .stringConvertible($0)] } ?? [:])
             result = .delivered(status: status)
         case .dead(let status, let error):
-            logger.error("delivery dead: \(error)")
+            logger.error("delivery dead: \(Self.logged(error))")
             result = .dead(status: status, error: error)
         case .retry(let status, let error, let retryAfter):
             if Task.isCancelled {
@@ -408,15 +408,24 @@ package final class Dispatcher: Sendable {
             switch decision {
             case .retry(let notBefore):
                 logger.warning(
-                    "attempt failed: \(error); next attempt at \(Timestamp.iso8601(notBefore))")
+                    "attempt failed: \(Self.logged(error)); next attempt at \(Timestamp.iso8601(notBefore))")
                 result = .retry(notBefore: notBefore, status: status, error: error)
             case .giveUp:
-                logger.error("delivery dead after \(attempts) attempts: \(error)")
+                logger.error("delivery dead after \(attempts) attempts: \(Self.logged(error))")
                 result = .dead(status: status, error: "gave up after \(attempts) attempts: \(error)")
             }
         }
         return (outcome, update(result, row: row, attempts: attempts))
     }
+
+    /// An error as a log line shows it: the store keeps the first 1 KiB of a response
+    /// body; a log line keeps its first ``loggedErrorLimit`` characters.
+    static func logged(_ error: String) -> String {
+        TextLimit.truncated(error, maxUTF16Units: loggedErrorLimit)
+    }
+
+    /// How much of an error (with the response body it quotes) a log line shows.
+    static let loggedErrorLimit = 300
 
     /// The update that records `result`, counted in the metrics.
     private func update(_ result: DeliveryAttemptResult, row: DueDelivery, attempts: Int) -> DeliveryUpdate {

@@ -103,21 +103,49 @@ package enum CELEvalTool {
     /// CEL type name, which tells `1.0` (`"double"`) from `1` (`"int"`) and a timestamp
     /// from a string. The failure is a compile error (`LINE:COLUMN: message`) or an
     /// evaluation error.
-    package static func evaluate(expression: String, variables: JSONValue)
+    ///
+    /// - Parameter now: when given, `now` is a variable holding this timestamp (unless
+    ///   `variables` has a member `now`), as in a rule's condition.
+    package static func evaluate(expression: String, variables: JSONValue, now: Date? = nil)
         -> Result<(value: JSONValue, type: String), CELEvalToolError>
     {
         guard case .object(let object) = variables else {
             return .failure(CELEvalToolError(message: "the variables must be a JSON object"))
         }
+        var activation: [String: CELValue] = [:]
+        if let now { activation["now"] = .timestamp(CELTimestamp(date: now)) }
+        for member in object { activation[member.key] = CELValue(json: member.value) }
+        return evaluate(
+            expression: expression, declarations: CELDeclarations(variables: Set(activation.keys)),
+            activation: CELActivation(activation))
+    }
+
+    /// Evaluates `expression` exactly as a rule's `when` sees `event`: the variables of
+    /// ``RuleVariables`` (`event`, `chat`, `previous` as `{}` for an added chat,
+    /// `changes`, `kinds`, `type`, `source`, `now`, `muted`), `now` being `now`.
+    ///
+    /// ```swift
+    /// CELEvalTool.evaluate(expression: "has(previous.unread_count)", event: added, now: Date())
+    /// // .success((value: false, type: "bool"))
+    /// ```
+    package static func evaluate(expression: String, event: Event, now: Date)
+        -> Result<(value: JSONValue, type: String), CELEvalToolError>
+    {
+        evaluate(
+            expression: expression, declarations: RuleVariables.declarations,
+            activation: RuleVariables.activation(for: event, now: now))
+    }
+
+    private static func evaluate(expression: String, declarations: CELDeclarations, activation: CELActivation)
+        -> Result<(value: JSONValue, type: String), CELEvalToolError>
+    {
         let program: CELProgram
         do throws(CELCompileError) {
-            program = try CELProgram.compile(expression, declarations: CELDeclarations(variables: Set(object.keys)))
+            program = try CELProgram.compile(expression, declarations: declarations)
         } catch {
             return .failure(CELEvalToolError(message: error.description))
         }
-        var activation: [String: CELValue] = [:]
-        for member in object { activation[member.key] = CELValue(json: member.value) }
-        switch program.evaluate(CELActivation(activation)) {
+        switch program.evaluate(activation) {
         case .success(let value):
             return .success((value: value.jsonValue, type: value.typeName))
         case .failure(let error):

@@ -1,5 +1,6 @@
 import Foundation
 import ChatBridgeConfig
+import ChatBridgeCore
 
 extension RuleSet {
     /// What `chatbridge rules check` reports: every problem of the configuration file and
@@ -16,17 +17,20 @@ extension RuleSet {
     /// for problem in problems { print(problem) }     // FILE:LINE:COLUMN: message
     /// ```
     ///
-    /// - Parameter currentDirectory: what relative paths are relative to, and what file
-    ///   names in diagnostics are shown relative to; the process's when `nil`.
+    /// - Parameters:
+    ///   - currentDirectory: what relative paths are relative to, and what file names in
+    ///     diagnostics are shown relative to; the process's when `nil`.
+    ///   - secrets: `.mayBeUnset` for `rules check --offline`.
     package static func checkAll(
         configPath: String,
         environment: [String: String],
-        currentDirectory: String? = nil
+        currentDirectory: String? = nil,
+        secrets: ChatBridgeConfiguration.SecretUse = .required
     ) -> [ConfigurationDiagnostic] {
         let workingDirectory = currentDirectory ?? FileManager.default.currentDirectoryPath
         do {
             let configuration = try ChatBridgeConfiguration.load(
-                path: configPath, environment: environment, currentDirectory: workingDirectory)
+                path: configPath, environment: environment, currentDirectory: workingDirectory, secrets: secrets)
             return loadCollectingProblems(
                 path: configuration.rulesPath,
                 sinkNames: Set(configuration.sinkNames),
@@ -44,5 +48,21 @@ extension RuleSet {
             ).1
             return configurationProblems + ruleProblems
         }
+    }
+}
+
+extension RuleSet {
+    /// Why `account.error` would reach no one, or `nil`: there are rules (so unmatched
+    /// events go nowhere) and no enabled rule's `on` selects `account.error`. A warning
+    /// of `rules check`, not a problem: a bridge may mean to ignore it.
+    package var accountErrorWarning: String? {
+        guard !isEmpty else { return nil }
+        let selecting = enabledRules.contains { rule in
+            guard let on = rule.on else { return true }
+            return on.contains(EventType.accountError.rawValue)
+        }
+        guard !selecting else { return nil }
+        return "no rule can match account.error (an expired API key or a disconnected account): "
+            + "with rules, events no rule matches go nowhere; add a rule with `on: [account.error, account.recovered]`"
     }
 }

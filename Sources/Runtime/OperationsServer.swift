@@ -107,7 +107,7 @@ package struct OperationsServer: Service {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? listen.port
                 logger.info(
-                    "serving /metrics and /healthz", metadata: ["host": "\(listen.host)", "port": "\(port)"])
+                    "serving /metrics and /healthz", metadata: ["host": "\(listen.host)", "port": .stringConvertible(port)])
                 await onStarted(port)
             },
             logger: logger)
@@ -137,7 +137,10 @@ package struct OperationsServer: Service {
             return
         } catch {
             if Task.isCancelled { return }
-            throw OperationsServerError(host: listen.host, port: listen.port, reason: "\(error)")
+            let recognized = AddressInUseError.recognizing(
+                error, host: listen.host, port: listen.port,
+                advice: "set another port in http.listen of the config, or stop the program that holds it")
+            throw OperationsServerError(host: listen.host, port: listen.port, reason: "\(recognized)")
         }
     }
 
@@ -200,14 +203,15 @@ package struct HealthReport: Sendable, Hashable {
 
     package var isHealthy: Bool { reasons.isEmpty }
 
-    /// Healthy while every source has had a complete poll within 3 intervals, or is
+    /// Healthy while every source has had a complete poll within 3 intervals (at least
+    /// ``PollFreshness/minimumAllowance``), or is
     /// still within 3 intervals of being watched, and the store took a write.
     package static func evaluate(
         sources: [WatchedSource], records: [String: SourceRecord], storeProblem: String?, now: Date
     ) -> HealthReport {
         let checked = sources.map { source -> Source in
             let record = records[source.name]
-            let allowed = 3 * source.interval.seconds
+            let allowed = PollFreshness.allowance(interval: source.interval)
             let success = record?.lastSuccessAt
             if let success, now.timeIntervalSince(success) <= allowed {
                 return Source(name: source.name, lastSuccessAt: success, problem: nil)
@@ -217,7 +221,7 @@ package struct HealthReport: Sendable, Hashable {
                 return Source(name: source.name, lastSuccessAt: success, problem: nil)  // still starting
             }
             var problem = if let success {
-                "no complete poll for \(Int(now.timeIntervalSince(success).rounded()))s"
+                "no complete poll for \(PollFreshness.age(now.timeIntervalSince(success)))"
             } else {
                 "no complete poll in the \(Int(watching))s since start"
             }

@@ -95,8 +95,8 @@ package struct RetentionService: Service {
                 level: result.total > 0 ? .info : .debug,
                 "pruned \(result)",
                 metadata: [
-                    "cutoff": "\(Timestamp.iso8601(cutoff))", "seconds": "\(elapsed.seconds)",
-                    "checkpointed": "\(result.checkpointed)",
+                    "cutoff": "\(Timestamp.iso8601(cutoff))", "seconds": .stringConvertible(elapsed.seconds),
+                    "checkpointed": .stringConvertible(result.checkpointed),
                 ])
             await onPruned(result)
             return result

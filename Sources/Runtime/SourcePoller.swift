@@ -111,6 +111,11 @@ package actor SourcePoller {
         }
         updateCache(after: poll, applied: applied, index: index)
         report(poll, applied: applied, chats: index.observedCount)
+        if let failures = session.record?.consecutiveFailures, failures > 0 {
+            logger.notice(
+                "source recovered: a complete poll after failed ones",
+                metadata: ["failed_polls": .stringConvertible(failures)])
+        }
         return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: poll.isBaseline)
     }
 
@@ -137,7 +142,7 @@ package actor SourcePoller {
         if plan.suspicious {
             logger.warning(
                 "\(absent.count) of \(index.count) known chats missing from this poll: holding removals until confirmed",
-                metadata: ["suspicious_streak": "\(plan.suspiciousStreak)"])
+                metadata: ["suspicious_streak": .stringConvertible(plan.suspiciousStreak)])
         }
         let identity = accountIdentity
         return CompletedPoll(
@@ -154,9 +159,9 @@ package actor SourcePoller {
             level: applied.eventCount > 0 || poll.isBaseline ? .info : .debug,
             "poll complete",
             metadata: [
-                "pages": "\(poll.pages)", "chats": "\(poll.items)", "events": "\(applied.eventCount)",
-                "deliveries": "\(applied.deliveryCount)", "baseline": "\(poll.isBaseline)",
-                "seconds": "\(String(format: "%.3f", elapsed))",
+                "pages": .stringConvertible(poll.pages), "chats": .stringConvertible(poll.items),
+                "events": .stringConvertible(applied.eventCount), "deliveries": .stringConvertible(applied.deliveryCount),
+                "baseline": .stringConvertible(poll.isBaseline), "seconds": .stringConvertible((elapsed * 1000).rounded() / 1000),
             ])
         for suppression in applied.suppressed {
             logger.info(

@@ -29,14 +29,14 @@ package struct StatusReport: Sendable {
         var sources: [SourceStatus] = []
         for source in configuration.sources {
             let record = records[source.name]
-            let interval = source.interval.seconds
+            let allowance = PollFreshness.allowance(interval: source.interval)
             var problem: String?
             if record?.accountError != nil {
                 problem = "the account or API key needs a person"
             } else if record?.lastOutcome == "failed" {
                 problem = "last poll failed"
-            } else if let success = record?.lastSuccessAt, now.timeIntervalSince(success) > 3 * interval {
-                problem = "no complete poll for \(Int(now.timeIntervalSince(success)))s"
+            } else if let success = record?.lastSuccessAt, now.timeIntervalSince(success) > allowance {
+                problem = "no complete poll for \(PollFreshness.age(now.timeIntervalSince(success)))"
             } else if record?.lastSuccessAt == nil {
                 problem = "never polled completely"
             }

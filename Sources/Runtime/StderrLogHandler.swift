@@ -5,7 +5,7 @@ import ChatBridgeCore
 
 /// How log lines look on standard error.
 package enum LogFormat: String, Sendable, CaseIterable {
-    /// `2026-11-25T10:00:00.000Z warning source=main poll failed: ...`
+    /// `2026-11-25T10:00:00.000Z warning poll failed: ... source=main`
     case text
     /// One JSON object per line: `{"ts":...,"level":...,"msg":...,"source":...}`.
     case json
@@ -43,26 +43,73 @@ package struct StderrLogHandler: LogHandler {
     package func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        let timestamp = Timestamp.iso8601(Date())
         let message = redactor.redact(event.message.description)
-        var line: String
+        var fields: [(String, JSONValue)] = []
+        for key in merged.keys.sorted() { fields.append((key, Self.jsonValue(merged[key]!, redactor: redactor))) }
+        let line = Self.line(format: format, level: event.level, message: message, fields: fields, at: Date())
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// One log line with its `\n`, as every line on standard error looks.
+    ///
+    /// Text puts the message first and the fields after it:
+    /// `2026-11-25T10:00:00.000Z info poll complete source=main chats=40`. JSON is one
+    /// object, `{"ts": ..., "level": ..., "msg": ..., FIELDS}`, numbers and booleans typed.
+    /// The CLI writes its own messages through this too, so that with `--log-format json`
+    /// every line is JSON.
+    package static func line(
+        format: LogFormat, level: Logger.Level, message: String, fields: [(String, JSONValue)], at date: Date
+    ) -> String {
+        let timestamp = Timestamp.iso8601(date)
         switch format {
         case .text:
-            line = "\(timestamp) \(event.level)"
-            for key in merged.keys.sorted() {
-                line += " \(key)=\(Self.quoteIfNeeded(redactor.redact("\(merged[key]!)")))"
+            var line = "\(timestamp) \(level) \(message.replacingOccurrences(of: "\n", with: "\\n"))"
+            for (key, value) in fields {
+                line += " \(key)=\(quoteIfNeeded(textValue(value)))"
             }
-            line += " \(message.replacingOccurrences(of: "\n", with: "\\n"))"
+            return line + "\n"
         case .json:
             var object = JSONObject()
             object["ts"] = .string(timestamp)
-            object["level"] = .string(event.level.rawValue)
+            object["level"] = .string(level.rawValue)
             object["msg"] = .string(message)
-            for key in merged.keys.sorted() { object[key] = .string(redactor.redact("\(merged[key]!)")) }
-            line = JSONValue.object(object).compactString
+            for (key, value) in fields where object[key] == nil { object[key] = value }
+            return JSONValue.object(object).compactString + "\n"
         }
-        line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// A field's value in a text line: strings as they are, lists as `a,b`, the rest as JSON.
+    private static func textValue(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let string): string
+        case .array(let items): items.map(textValue).joined(separator: ",")
+        default: value.compactString
+        }
+    }
+
+    /// A metadata value as JSON: integers, floating-point numbers and booleans given as
+    /// `.stringConvertible` stay numbers and booleans; everything else is a (redacted) string.
+    static func jsonValue(_ value: Logger.MetadataValue, redactor: LogRedactor) -> JSONValue {
+        switch value {
+        case .string(let string):
+            return .string(redactor.redact(string))
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let bool as Bool: return .bool(bool)
+            case let int as any BinaryInteger:
+                if let exact = Int64(exactly: int) { return .int(exact) }
+            case let double as Double where double.isFinite: return .double(double)
+            case let float as Float where float.isFinite: return .double(Double(float))
+            default: break
+            }
+            return .string(redactor.redact(convertible.description))
+        case .array(let items):
+            return .array(items.map { jsonValue($0, redactor: redactor) })
+        case .dictionary(let members):
+            var object = JSONObject()
+            for key in members.keys.sorted() { object[key] = jsonValue(members[key]!, redactor: redactor) }
+            return .object(object)
+        }
     }
 
     private static func quoteIfNeeded(_ value: String) -> String {

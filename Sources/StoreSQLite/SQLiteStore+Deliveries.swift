@@ -236,9 +236,12 @@ extension SQLiteStore {
         return records.reversed()
     }
 
-    /// Queues a stored event again (`chatbridge replay`): its delivery rows (only those of
-    /// `sink`, when given) become pending, due `now`, with their attempts and errors reset.
-    /// The event id stays the same, and so does each row's `webhook-id`.
+    /// Queues a stored event again (`chatbridge replay`): for each of its deliveries (only
+    /// those of `sink`, when given), a finished one (delivered or dead) gets a new pending
+    /// row due `now`, and its own row stays as it was, so that `chatbridge deliveries
+    /// --event ID` shows the earlier attempts too; a pending one is made due `now`. The
+    /// event id stays the same, and so does each delivery's `webhook-id`
+    /// (`EVENT.RULE.SINK`).
     ///
     /// When `sink` is given and the event has no row for it, one is created with no rule
     /// (not for a digest: its rows are its sinks).
@@ -255,19 +258,26 @@ extension SQLiteStore {
                 SELECT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ? AND digest_id IS NOT NULL)
                 """, arguments: [eventID]) == true
             guard event != nil || isDigest else { throw ReplayError(eventID: eventID) }
-            var sql = """
-                UPDATE deliveries
-                SET status = 'pending', attempts = 0, next_attempt_at = ?, last_status = NULL, last_error = NULL,
-                    delivered_at = NULL, finished_at = NULL
-                WHERE event_id = ?
-                """
-            var arguments: [(any DatabaseValueConvertible)?] = [now.storeValue, eventID]
-            if let sink {
-                sql += " AND sink = ?"
-                arguments.append(sink)
-            }
-            try db.execute(sql: sql, arguments: StatementArguments(arguments))
-            let changed = db.changesCount
+            let sinkCondition = sink == nil ? "" : " AND sink = ?"
+            let sinkArgument: [(any DatabaseValueConvertible)?] = sink.map { [$0] } ?? []
+            // Pending deliveries: due now.
+            try db.execute(
+                sql: "UPDATE deliveries SET next_attempt_at = ? WHERE event_id = ? AND status = 'pending'" + sinkCondition,
+                arguments: StatementArguments([now.storeValue, eventID] + sinkArgument))
+            var changed = db.changesCount
+            // Finished ones: a new row after the latest of each (rule, sink), history kept.
+            try db.execute(
+                sql: """
+                    INSERT INTO deliveries
+                        (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at, digest_id)
+                    SELECT event_id, rule, sink, ordering_key, 'pending', 0, ?, ?, digest_id FROM deliveries AS d
+                    WHERE event_id = ? AND status <> 'pending'\(sinkCondition)
+                      AND d.id = (SELECT MAX(x.id) FROM deliveries AS x
+                                  WHERE x.event_id = d.event_id AND x.sink = d.sink AND x.rule IS d.rule)
+                    ORDER BY id
+                    """,
+                arguments: StatementArguments([now.storeValue, now.storeValue, eventID] + sinkArgument))
+            changed += db.changesCount
             guard changed == 0, let sink, let event else { return changed }
             // No row for this sink yet: make one, in the chat's queue like the event's others.
             let existingKey = try String.fetchOne(

@@ -44,10 +44,12 @@ struct ChangeGenerator: Sendable {
         case newMessage, read, toggleArchived, togglePinned, toggleMuted, rename, move, add, remove
     }
 
-    init(seed: UInt64, factory: ChatFactory) {
+    /// - Parameter clock: Unix milliseconds of the newest generated chat, where the
+    ///   simulated time starts.
+    init(seed: UInt64, factory: ChatFactory, clock: Int64 = ChatFactory.baseTime) {
         // A stream of its own, so that changes never disturb how a seed's workspace looks.
         self.rng = SplitMix64(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B)
-        self.clock = ChatFactory.baseTime
+        self.clock = clock
         self.factory = factory
     }
 

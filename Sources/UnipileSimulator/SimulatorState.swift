@@ -1,3 +1,4 @@
+import Foundation
 /// An answer the simulator has decided on, before it goes over HTTP.
 struct SimulatedResponse: Sendable {
     var status: Int
@@ -31,12 +32,29 @@ public actor SimulatorState {
     public static let maximumChats = 1_000_000
 
     /// A workspace of `chats` generated chats, fixed by `seed`.
-    public init(apiKey: String, chats: Int = 200, seed: UInt64 = 1) {
+    ///
+    /// - Parameter clock: When given, the newest chat's `timestamp` is its time at
+    ///   generation (and at each reset), older ones at the seed's offsets before it, so that
+    ///   `timestamp(chat.timestamp) > now - duration("1h")` matches recent chats. Without
+    ///   it, times are fixed (the newest at 2025-11-23T12:13:20Z): byte-identical pages
+    ///   for tests and benchmarks.
+    public init(apiKey: String, chats: Int = 200, seed: UInt64 = 1, clock: (@Sendable () -> Date)? = nil) {
         self.apiKey = apiKey
         self.seed = seed
-        let (workspace, factory) = WorkspaceGenerator.generate(chats: min(max(chats, 0), Self.maximumChats), seed: seed)
+        self.clock = clock
+        let newest = Self.newestChatTime(clock)
+        let (workspace, factory) = WorkspaceGenerator.generate(
+            chats: min(max(chats, 0), Self.maximumChats), seed: seed, newest: newest)
         self.workspace = workspace
-        self.changes = ChangeGenerator(seed: seed, factory: factory)
+        self.changes = ChangeGenerator(seed: seed, factory: factory, clock: newest)
+    }
+
+    /// The clock generated times follow, or `nil` for fixed times.
+    private let clock: (@Sendable () -> Date)?
+
+    private static func newestChatTime(_ clock: (@Sendable () -> Date)?) -> Int64 {
+        guard let clock else { return ChatFactory.baseTime }
+        return Int64((clock().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     // MARK: - The API
@@ -203,9 +221,11 @@ public actor SimulatorState {
     /// Replaces the workspace with `chats` freshly generated chats from `seed`, and clears
     /// faults and statistics: the simulator is as if just started.
     public func reset(chats: Int, seed: UInt64) {
-        let (workspace, factory) = WorkspaceGenerator.generate(chats: min(max(chats, 0), Self.maximumChats), seed: seed)
+        let newest = Self.newestChatTime(clock)
+        let (workspace, factory) = WorkspaceGenerator.generate(
+            chats: min(max(chats, 0), Self.maximumChats), seed: seed, newest: newest)
         self.workspace = workspace
-        self.changes = ChangeGenerator(seed: seed, factory: factory)
+        self.changes = ChangeGenerator(seed: seed, factory: factory, clock: newest)
         self.seed = seed
         faults.removeAll()
         statistics = SimulatorStats()

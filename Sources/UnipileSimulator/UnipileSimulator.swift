@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 
@@ -15,11 +16,15 @@ public struct SimulatorOptions: Sendable {
     public var seed: UInt64
     /// When set, one to three random changes happen this often.
     public var changeEvery: Duration?
+    /// When set, chat times are relative to this clock (the newest chat "now"); else
+    /// fixed (see ``SimulatorState/init(apiKey:chats:seed:clock:)``).
+    public var clock: (@Sendable () -> Date)?
 
     public init(
         host: String = "127.0.0.1", port: Int = 0, apiKey: String, chats: Int = 200, seed: UInt64 = 1,
-        changeEvery: Duration? = nil
+        changeEvery: Duration? = nil, clock: (@Sendable () -> Date)? = nil
     ) {
+        self.clock = clock
         self.host = host
         self.port = port
         self.apiKey = apiKey
@@ -76,7 +81,8 @@ public struct RunningSimulator: Sendable {
 /// It serves:
 /// - `GET /api/v1/chats` with `unread`, `cursor`, `before`, `after`, `limit` (1...250,
 ///   default 100), `account_type`, `account_id` (comma-separated), as simulator.md describes.
-/// - The control API, no key needed: `POST /_sim/chats`, `GET|PATCH|DELETE /_sim/chats/{id}`,
+/// - The control API, no key needed: `GET /_sim/` (the list, ``SimulatorControlAPI``),
+///   `POST /_sim/chats`, `GET|PATCH|DELETE /_sim/chats/{id}`,
 ///   `POST|GET|DELETE /_sim/faults`, `GET /_sim/stats`, `POST /_sim/reset`.
 public struct UnipileSimulator: Sendable {
     public let options: SimulatorOptions
@@ -90,7 +96,7 @@ public struct UnipileSimulator: Sendable {
     public init(options: SimulatorOptions, logger: Logger = Logger(label: "chatbridge.simulator")) {
         self.options = options
         self.logger = logger
-        self.state = SimulatorState(apiKey: options.apiKey, chats: options.chats, seed: options.seed)
+        self.state = SimulatorState(apiKey: options.apiKey, chats: options.chats, seed: options.seed, clock: options.clock)
     }
 
     /// Serves until the surrounding task is cancelled (then stops promptly).
@@ -188,6 +194,9 @@ extension UnipileSimulator {
             return Self.response(answer)
         }
 
+        router.get("/_sim") { _, _ -> Response in
+            Self.response(SimulatedResponse(status: 200, body: SimulatorControlAPI.listingJSON.serialized()))
+        }
         router.post("/_sim/chats") { request, _ -> Response in
             var request = request
             let body = try await Self.collectBody(&request)

@@ -229,14 +229,17 @@ enum WorkspaceGenerator {
     /// Share of generated chats whose `timestamp` is `null` (chats without any message yet).
     static let nullTimestampShare = 0.005
 
-    /// `count` chats, the newest at `ChatFactory.baseTime`, older ones mostly seconds to
-    /// hours apart. The same `(count, seed)` always gives the same chats.
-    static func generate(chats count: Int, seed: UInt64) -> (ChatWorkspace, ChatFactory) {
+    /// `count` chats, the newest at `newest` (Unix milliseconds; `ChatFactory.baseTime` by
+    /// default), older ones mostly seconds to hours apart. The same `(count, seed)` always
+    /// gives the same chats, at the same offsets from `newest`.
+    static func generate(
+        chats count: Int, seed: UInt64, newest: Int64 = ChatFactory.baseTime
+    ) -> (ChatWorkspace, ChatFactory) {
         var rng = SplitMix64(seed: seed)
         let factory = ChatFactory(rng: &rng)
         var chats: [StoredChat] = []
         chats.reserveCapacity(count)
-        var time = ChatFactory.baseTime
+        var time = newest
         var ids = Set<String>()
         for index in 0..<count {
             if index > 0 { time -= Int64(rng.exponential(mean: 90_000)) + 1 }

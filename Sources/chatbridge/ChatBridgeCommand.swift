@@ -18,9 +18,41 @@ struct ChatBridgeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, InitCommand.self, DemoCommand.self, SimulateCommand.self, RulesCommand.self,
             EvalCommand.self, ChatsCommand.self, EventsCommand.self, DeliveriesCommand.self, ReplayCommand.self,
-            StatusCommand.self,
+            StatusCommand.self, ExplainCommand.self,
         ]
     )
+
+    /// Parses and runs the command. A usage error (unknown option, bad value, missing
+    /// argument) exits 2, as a configuration error does, not ArgumentParser's 64: one
+    /// code for "you asked for something wrong" (README, "Exit status").
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Asked for JSON logs: the usage error is a JSON line too.
+            let arguments = CommandLine.arguments
+            if arguments.contains("--log-format=json")
+                || zip(arguments, arguments.dropFirst()).contains(where: { $0 == "--log-format" && $1 == "json" })
+            {
+                DiagnosticOutput.use(.json)
+            }
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(ExitCode.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+extension ExitCode {
+    /// A usage or configuration error.
+    static let usage = ExitCode(2)
 }
 
 /// Options every command that reads the config or the store takes.
@@ -34,9 +66,14 @@ struct ConfigOptions: ParsableArguments {
     }
 
     /// Loads and validates the config, or exits 2 with one line per problem.
-    func load() throws -> ChatBridgeConfiguration {
+    ///
+    /// - Parameter secrets: `.mayBeUnset` for commands that only read (the store, the
+    ///   rules): a secret whose `${VAR}` is not set is then no error, so that
+    ///   `chatbridge status` works in a shell without the service's `EnvironmentFile`.
+    func load(secrets: ChatBridgeConfiguration.SecretUse = .required) throws -> ChatBridgeConfiguration {
         do {
-            return try ChatBridgeConfiguration.load(path: path, environment: ProcessInfo.processInfo.environment)
+            return try ChatBridgeConfiguration.load(
+                path: path, environment: ProcessInfo.processInfo.environment, secrets: secrets)
         } catch {
             printError("\(error)")
             throw ExitCode(2)
@@ -57,6 +94,7 @@ struct LogOptions: ParsableArguments {
         let redactor = LogRedactor(secrets: secrets)
         let level = logLevel.level
         let format = logFormat.format
+        DiagnosticOutput.use(format)
         LoggingBootstrap.once {
             LoggingSystem.bootstrap { label in
                 StderrLogHandler(label: label, format: format, level: level, redactor: redactor)
@@ -97,9 +135,9 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     }
 }
 
-/// Writes one line to standard error.
+/// Writes one line to standard error (a JSON log line with `--log-format json`).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+    DiagnosticOutput.write(message)
 }
 
 /// Writes one line to standard output; a closed pipe ends the process quietly with 0.
@@ -117,4 +155,7 @@ struct DurationArgument: ExpressibleByArgument {
         self.duration = duration
     }
     var seconds: Double { duration.seconds }
+
+    /// How `--help` shows a default: as it would be written (`30s`).
+    var defaultValueDescription: String { ConfigDuration.format(duration) }
 }

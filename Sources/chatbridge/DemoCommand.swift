@@ -32,7 +32,8 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = Logger(label: "chatbridge.demo")
         let apiKey = "demo-key-\(UInt32.random(in: 0...UInt32.max))"
         let simulator = UnipileSimulator(
-            options: SimulatorOptions(port: 0, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery.duration),
+            options: SimulatorOptions(
+                port: 0, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery.duration, clock: { Date() }),
             logger: Logger(label: "chatbridge.simulator"))
         let workspace = (NSTemporaryDirectory() as NSString).appendingPathComponent("chatbridge-demo-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: workspace) }

@@ -7,10 +7,13 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Write a commented starter config and an example rule.",
         discussion: """
-            Writes DIR/config/chatbridge.yaml (API key from ${UNIPILE_API_KEY}) and \
-            DIR/rules/linkedin-inmail-unread.yaml; refuses to overwrite existing files.
+            Writes DIR/config/chatbridge.yaml (API key from ${UNIPILE_API_KEY}), \
+            DIR/rules/linkedin-inmail-unread.yaml and DIR/rules/account-problems.yaml \
+            (account.error and account.recovered: once any rule exists, events no rule \
+            matches go nowhere); refuses to overwrite existing files.
             Example:
-              chatbridge init my-bridge && cd my-bridge && UNIPILE_API_KEY=... chatbridge run
+              chatbridge init my-bridge && cd my-bridge
+              UNIPILE_API_KEY=... chatbridge run
             """)
 
     @Argument(help: "The folder to write into (default: the current folder).") var directory: String = "."
@@ -19,6 +22,7 @@ struct InitCommand: ParsableCommand {
         let files = [
             ("config/chatbridge.yaml", ChatBridgeConfiguration.starterConfigYAML),
             ("rules/linkedin-inmail-unread.yaml", ChatBridgeConfiguration.starterRuleYAML),
+            ("rules/account-problems.yaml", ChatBridgeConfiguration.starterAccountRuleYAML),
         ]
         let manager = FileManager.default
         let existing = files.map { (directory as NSString).appendingPathComponent($0.0) }.filter {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ChatBridgeCore
 import ChatBridgeConfig
+import Delivery
 import Rules
 import Store
 import StoreSQLite
@@ -18,18 +19,25 @@ struct RulesCheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Load the config and every rule file; report every problem as FILE:LINE:COLUMN: message.",
         discussion: """
-            Exits 0 only when there is no problem at all.
+            Exits 0 only when there is no problem at all. With --offline, secrets whose \
+            ${VAR} is not set are fine (for checking rules where the service's \
+            environment is not at hand).
             Example:
               chatbridge rules check && systemctl reload chatbridge
+              chatbridge rules check --offline
             """)
 
     @OptionGroup var config: ConfigOptions
+    @Flag(help: "Do not require the secrets' environment variables (API keys, webhook URLs).")
+    var offline = false
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
-        var problems = RuleSet.checkAll(configPath: config.path, environment: environment).map { "\($0)" }
+        let secrets: ChatBridgeConfiguration.SecretUse = offline ? .mayBeUnset : .required
+        var problems = RuleSet.checkAll(configPath: config.path, environment: environment, secrets: secrets).map { "\($0)" }
         // `run` must be able to write its store: say so now, creating nothing.
-        if problems.isEmpty, let configuration = try? ChatBridgeConfiguration.load(path: config.path, environment: environment),
+        if problems.isEmpty,
+           let configuration = try? ChatBridgeConfiguration.load(path: config.path, environment: environment, secrets: secrets),
            let problem = SQLiteStore.checkOpenable(path: configuration.storePath) {
             problems.append(problem)
         }
@@ -37,6 +45,12 @@ struct RulesCheckCommand: ParsableCommand {
         if !problems.isEmpty {
             printError("\(problems.count) problem\(problems.count == 1 ? "" : "s")")
             throw ExitCode(2)
+        }
+        if let configuration = try? config.load(secrets: offline ? .mayBeUnset : .required),
+           let rules = try? RuleSet.load(path: configuration.rulesPath, configuration: configuration),
+           let warning = rules.accountErrorWarning
+        {
+            printError("warning: \(warning)")
         }
         printError("config and rules OK")
     }
@@ -48,18 +62,20 @@ struct RulesTestCommand: ParsableCommand {
         abstract: "Which rules match an event, and what each sink would be sent. Sends nothing.",
         discussion: """
             Prints one JSON line per rule. The event is a stored one (chatbridge events) or \
-            written by hand; missing id and occurred_at are filled in.
+            written by hand, compact or pretty; missing id and occurred_at are filled in. \
+            JSON lines (or a JSON array) test each event: every line then has "event_id".
             Examples:
               chatbridge events --limit 1 | chatbridge rules test --event -
               chatbridge rules test --event my-event.json | jq 'select(.matched)'
             """)
 
     @OptionGroup var config: ConfigOptions
-    @Option(help: "A file holding the event as JSON, or - for standard input.") var event: String
+    @Option(help: "A file holding the event as JSON (or JSON lines, one event each), or - for standard input.")
+    var event: String
 
     func run() throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         let rules = try loadRules(configuration)
         let data: Data
         do {
@@ -69,20 +85,34 @@ struct RulesTestCommand: ParsableCommand {
             printError("\(event): \(error.localizedDescription)")
             throw ExitCode(2)
         }
-        // `chatbridge events` writes one event per line: take the first line that holds one.
-        let text = String(decoding: data, as: UTF8.self)
-        let candidate = text.split(whereSeparator: \.isNewline).first { !$0.allSatisfy(\.isWhitespace) }
-        let parsed: Event
+        let values: [JSONValue]
         do {
-            let json = try JSONValue.parse(String(candidate ?? ""))
-            var generator = EventIDGenerator()
-            parsed = try RuleSet.completeTestEvent(json, now: Date(), newEventID: { generator.next() })
+            values = try RuleTestInput.events(in: Array(data))
         } catch {
-            printError("\(event): not an event: \(error)")
+            printError("\(event): \(error)")
             throw ExitCode(2)
         }
-        for result in rules.testReport(for: parsed, configuration: configuration, now: Date()) {
-            printLine(result.json.compactString)
+        var generator = EventIDGenerator()
+        var parsed: [Event] = []
+        for (index, value) in values.enumerated() {
+            do {
+                parsed.append(try RuleSet.completeTestEvent(value, now: Date(), newEventID: { generator.next() }))
+            } catch {
+                let place = values.count == 1 ? "" : " (event \(index + 1))"
+                printError("\(event)\(place): not an event: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        // One line per rule and event; with several events, each line names its event.
+        for tested in parsed {
+            for result in rules.testReport(for: tested, configuration: configuration, now: Date()) {
+                var line = result.json
+                if parsed.count > 1, case .object(var object) = line {
+                    object["event_id"] = .string(tested.id)
+                    line = .object(object)
+                }
+                printLine(line.compactString)
+            }
         }
     }
 }
@@ -94,7 +124,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               chatbridge deliveries --status dead --format table
-              chatbridge deliveries --sink team-slack | jq -r 'select(.attempts > 3) | .event_id'
+              chatbridge deliveries --sink team-slack |
+                jq -r 'select(.attempts > 3) | .event_id'
             """)
 
     enum Status: String, ExpressibleByArgument, CaseIterable { case pending, delivered, dead }
@@ -109,7 +140,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         let store = try openStoreForReading(configuration)
         let records = try await store.deliveries(status: status?.rawValue, sink: sink, eventID: event, limit: limit)
         switch format {
@@ -136,7 +167,9 @@ struct ReplayCommand: AsyncParsableCommand {
         abstract: "Deliver a stored event again (same event id, new attempts).",
         discussion: """
             Queues the event's deliveries (of one sink with --sink) as due now; a running \
-            `chatbridge run` picks them up within seconds, or run `chatbridge run --once`.
+            `chatbridge run` picks them up within seconds, or run `chatbridge run --once`. \
+            A finished delivery gets a new row, so `chatbridge deliveries --event ID` shows \
+            the earlier attempts too; the webhook-id stays the same.
             Example:
               chatbridge replay 0193a6f2-7c1e-7b4a-9d1e-2f0c5e8b1a77 --sink team-slack
             """)
@@ -146,7 +179,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Only to this sink (it must be configured).") var sink: String?
 
     func run() async throws {
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         if let sink, configuration.sinks[sink] == nil {
             printError("no sink named \(sink) in \(configuration.file)")
             throw ExitCode(2)
@@ -154,7 +187,17 @@ struct ReplayCommand: AsyncParsableCommand {
         let store = try openStore(configuration)
         do {
             let count = try await store.replay(eventID: eventID, sink: sink)
-            printError("queued \(count) deliver\(count == 1 ? "y" : "ies") of event \(eventID)")
+            if count == 0 {
+                let sinks = configuration.sinkNames.joined(separator: ", ")
+                printError(
+                    "event \(eventID) has no deliveries to replay: no rule matched it when it was detected "
+                        + "(chatbridge explain \(eventID) says why); to send it anyway: "
+                        + "chatbridge replay \(eventID) --sink NAME (one of: \(sinks))")
+                return
+            }
+            printError(
+                "queued \(count) deliver\(count == 1 ? "y" : "ies") of event \(eventID); "
+                    + "earlier attempts stay listed (chatbridge deliveries --event \(eventID))")
         } catch let error as ReplayError {
             printError("\(error)")
             throw ExitCode(1)

@@ -26,11 +26,12 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var config: ConfigOptions
     @OptionGroup var log: LogOptions
     @Flag(help: "One complete poll of every source and the deliveries due, then exit.") var once = false
-    @Option(help: "With --once: how long to keep retrying deliveries that fall due (default 30s).")
+    @Option(help: "With --once: how long to keep retrying deliveries that fall due.")
     var drainTimeout: DurationArgument = DurationArgument(argument: "30s")!
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
+        DiagnosticOutput.use(log.logFormat.format)
         let configuration = try config.load()
         let redactor = log.bootstrap(secrets: configuration.secretValues)
         let rules = try loadRules(configuration)
@@ -75,6 +76,15 @@ func runBridge(
     reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)? = nil,
     alongside: (@Sendable () async throws -> Void)? = nil
 ) async throws {
+    Logger(label: "chatbridge").info(
+        "starting",
+        metadata: [
+            "version": .string(ChatBridgeVersion.current),
+            "sources": .array(configuration.sources.map { .string($0.name) }),
+            "sinks": .array(configuration.sinkNames.map { .string($0) }),
+            "rules": .stringConvertible(rules.rules.count), "store": .string(configuration.storePath),
+            "mode": .string(once ? "once" : "daemon"),
+        ])
     var daemon = BridgeDaemon(configuration: configuration, rules: rules, logger: Logger(label: "chatbridge"))
     daemon.synchronousFull = ProcessInfo.processInfo.environment["CHATBRIDGE_SQLITE_SYNCHRONOUS"]?.lowercased() == "full"
     daemon.reload = reload
@@ -83,7 +93,9 @@ func runBridge(
         if once {
             let result = try await daemon.runOnce(drainTimeout: drainTimeout)
             for (source, reason) in result.failedSources.sorted(by: { $0.key < $1.key }) {
-                printError("source \(source): poll failed: \(reason)")
+                DiagnosticOutput.write(
+                    "source \(source): poll failed: \(reason)", message: "poll failed",
+                    fields: [("source", .string(source)), ("error", .string(reason))])
             }
             if !result.allSourcesComplete { throw ExitCode(1) }
         } else {

@@ -10,7 +10,7 @@ struct StatusCommand: AsyncParsableCommand {
         discussion: """
             Exits 1 when something needs attention: a source whose last poll failed, \
             that needs a person (account.error), or that has not completed a poll within \
-            3 intervals; or deliveries that died in the last 24 hours. For monitoring:
+            3 intervals (at least 10 seconds); or deliveries that died in the last 24 hours. For monitoring:
               chatbridge status --format json || notify-admin
             """)
 
@@ -21,7 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         let store = try openStoreForReading(configuration)
         let now = Date()
         let records = Dictionary(uniqueKeysWithValues: try await store.sourceRecords().map { ($0.name, $0) })

@@ -43,7 +43,7 @@ struct ChatsCommand: AsyncParsableCommand {
     @Option(help: "Only the chats of this source.") var source: String?
 
     func run() async throws {
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         if let source, configuration.source(named: source) == nil {
             printError("no source named \(source) in \(configuration.file)")
             throw ExitCode(2)
@@ -73,7 +73,8 @@ struct EventsCommand: AsyncParsableCommand {
     @Option(help: "Only events with this kind (unread.increased, chat.archived, ...).") var kind: String?
     @Option(help: "Only events of this chat id.") var chat: String?
     @Option(help: "At most the N newest events.") var limit: Int?
-    @Flag(help: "Keep printing new events as they are stored.") var follow = false
+    @Flag(help: "Print new events as they are stored, like tail -f (with --since or --limit: those first).")
+    var follow = false
 
     func validate() throws {
         if let type, EventType(rawValue: type) == nil {
@@ -86,15 +87,19 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try config.load()
+        let configuration = try config.load(secrets: .mayBeUnset)
         let store = try openStoreForReading(configuration)
         var query = EventQuery(
             since: since.map { Date().addingTimeInterval(-$0.seconds) }, type: type, kind: kind, chatID: chat,
             limit: limit)
         var last: Int64 = 0
-        for event in try await store.events(query) {
-            printLine(event.json)
-            last = event.sequence
+        // `--follow` alone is `tail -f`: only what comes from now on.
+        let historyFirst = !follow || since != nil || limit != nil
+        if historyFirst {
+            for event in try await store.events(query) {
+                printLine(event.json)
+                last = event.sequence
+            }
         }
         guard follow else { return }
         if last == 0 { last = try await store.lastEventSequence() }

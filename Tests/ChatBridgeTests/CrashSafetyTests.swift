@@ -90,12 +90,15 @@ extension EndToEndTests {
                         receivedAtKills.append(await recorder.requests.count)
                     }
 
-                    // Last run: until every delivery is done.
-                    try await workspace.withStarted(["run"]) { child in
+                    // Last run: until every delivery is done, and it has polled once (so that it
+                    // runs its services and handles SIGTERM: everything may have been delivered
+                    // before it even started).
+                    try await workspace.withStarted(["run", "--log-level", "debug"]) { child in
                         let done = try await eventually(timeout: .seconds(40), interval: .milliseconds(250)) {
                             let deliveries = try await workspace.deliveries()
                             return deliveries.count == chatCount
                                 && deliveries.allSatisfy { $0["status"] == .string("delivered") }
+                                && child.standardErrorSoFar.contains("poll complete")
                         }
                         #expect(done, "everything delivered in the end: \(child.standardErrorSoFar.suffix(2000))")
                         child.send(SIGTERM)

@@ -206,14 +206,18 @@ struct DeliveryStoreTests {
         let now = Date()
         #expect(try await outbox.store.replay(eventID: "e1", sink: "slack", now: now) == 1)
         var records = try await outbox.store.deliveries(eventID: "e1")
-        #expect(records.map(\.status) == ["delivered", "pending"])
-        #expect(records[1].attempts == 0 && records[1].lastError == nil && records[1].lastStatus == nil)
-        #expect(try await outbox.store.dueDeliveries(sink: "slack", now: now, excluding: [], limit: 5).map(\.id) == [slack])
+        #expect(records.map(\.status) == ["delivered", "dead", "pending"], "the dead attempt stays visible")
+        #expect(records[1].attempts == 3 && records[1].lastError == "gone" && records[1].lastStatus == 404)
+        #expect(records[2].sink == "slack" && records[2].attempts == 0 && records[2].lastError == nil)
+        let replayed = records[2].id
+        #expect(try await outbox.store.dueDeliveries(sink: "slack", now: now, excluding: [], limit: 5).map(\.id) == [replayed])
 
+        // The delivered hook gets a new row; the pending slack row is only made due again.
         #expect(try await outbox.store.replay(eventID: "e1") == 2)
         records = try await outbox.store.deliveries(eventID: "e1")
-        #expect(records.map(\.status) == ["pending", "pending"])
-        #expect(records.map(\.id) == [hook, slack], "the same rows: the webhook-id stays the same")
+        #expect(records.map(\.status) == ["delivered", "dead", "pending", "pending"])
+        #expect(records.map(\.sink) == ["hook", "slack", "slack", "hook"])
+        #expect(records.filter { $0.status == "pending" }.map(\.id).contains(replayed))
 
         // A sink the event never went to gets a row of its own, with no rule.
         #expect(try await outbox.store.replay(eventID: "e1", sink: "teams", now: now) == 1)

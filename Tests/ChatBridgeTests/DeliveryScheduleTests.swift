@@ -200,6 +200,21 @@ struct DeliveryDigestTests {
     let opened = utc("2026-11-25T10:00:00Z")
     var route: OutboxRoute { OutboxRoute(rule: "hourly", sinks: ["hook"], digest: .seconds(600)) }
 
+    @Test func explainFactsNameTheDigestAnEventJoinedAndItsDelivery() async throws {
+        let outbox = try OutboxFixture()
+        _ = try await outbox.write([detected("e1", chat: "a", name: "Ann", at: opened)], routes: [route], at: opened)
+        let open = try await outbox.store.deliveryFacts(eventID: "e1")
+        #expect(open.deliveries.isEmpty)
+        let membership = try #require(open.digests.first)
+        #expect(membership.rule == "hourly" && membership.sink == "hook" && membership.closesAt == opened.addingTimeInterval(600))
+        let due = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(600), excluding: [], limit: 10).first)
+        #expect(membership.delivery?.eventID == due.eventID, "the digest's own delivery row")
+        // What throttled a later match: the latest earlier row of the rule for the chat.
+        #expect(try await outbox.store.latestDelivery(
+            rule: "hourly", orderingKey: "main/a", atOrBefore: opened.addingTimeInterval(60), excludingEventID: "e2") == nil,
+            "a digest's row is keyed by the digest, not the chat")
+    }
+
     @Test func matchesWithinTheWindowBecomeOneDeliveryPerSink() async throws {
         let outbox = try OutboxFixture()
         let twoSinks = OutboxRoute(rule: "hourly", sinks: ["hook", "audit"], digest: .seconds(600))
@@ -259,8 +274,10 @@ struct DeliveryDigestTests {
         try await outbox.store.record(.delivered(status: 200), deliveryID: due.id, attempts: 1, at: opened.addingTimeInterval(600))
         #expect(try await outbox.store.replay(eventID: due.eventID, now: opened.addingTimeInterval(700)) == 1)
         let again = try #require(try await outbox.store.dueDeliveries(sink: "hook", now: opened.addingTimeInterval(700), excluding: [], limit: 10).first)
-        #expect(again.id == due.id && again.eventJSON == due.eventJSON)
+        #expect(again.eventID == due.eventID && again.digestID == due.digestID && again.eventJSON == due.eventJSON)
         #expect(try JSONValue.parse(again.eventJSON)["id"] == .string(due.eventID), "the same id on a replay")
+        #expect(try await outbox.store.deliveries(eventID: due.eventID).map(\.status) == ["delivered", "pending"],
+                "the first delivery of the digest stays visible")
         await #expect(throws: ReplayError.self) { try await outbox.store.replay(eventID: "0190a0b0-0000-7000-8000-0000000000ff") }
     }
 

@@ -40,7 +40,7 @@ struct RulesExampleTests {
             path: Self.rulesFolder, sinkNames: ["stdout"], mayBeAbsent: false, currentDirectory: "/")
         #expect(problems.map(\.description) == [])
         #expect(ruleSet.rules.map(\.name) == [
-            "archived-or-unarchived", "linkedin-inmail-unread", "muted-chat-got-messages", "office-hours",
+            "account-problems", "archived-or-unarchived", "linkedin-inmail-unread", "muted-chat-got-messages", "office-hours",
             "vip-names", "whatsapp-unread",
         ])
         for rule in ruleSet.rules {
@@ -56,6 +56,17 @@ struct RulesExampleTests {
         #expect(rule.on == ["unread.increased", "chat.added"])
         #expect(rule.throttle == .seconds(900))
         #expect(rule.template?.text == "New InMail in {{chat.name}} ({{chat.unread_count}} unread)")
+    }
+
+    @Test("account.error and account.recovered reach someone, and rules check has nothing to warn about")
+    func accountExample() throws {
+        for type in [EventType.accountError, .accountRecovered] {
+            let event = Event(
+                id: "0193a6f2-7c1e-7b4a-9d1e-2f0c5e8b1a79", type: type, kinds: [], occurredAt: RuleTestEvents.occurredAt,
+                source: "main", error: type == .accountError ? ["status": .int(401)] : nil)
+            #expect(try matches(event) == ["account-problems"], "\(type)")
+        }
+        #expect(try Self.load().accountErrorWarning == nil)
     }
 
     private func matches(_ event: Event, now: Date = RuleTestEvents.occurredAt) throws -> [String] {
