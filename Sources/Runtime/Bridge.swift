@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChatBridgeCore
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -240,40 +241,18 @@ package final class Bridge: Service, Sendable {
 
 /// Counts reloads and wakes whoever waits for the next one.
 final class ReloadSignal: Sendable {
-    private struct Waiters {
-        var generation = 0
-        var next = 0
-        var continuations: [Int: CheckedContinuation<Void, Never>] = [:]
-    }
-    private let waiters = Mutex(Waiters())
+    private let generation = Mutex(0)
+    private let wakeup = Wakeup()
 
     func advance() {
-        let toResume = waiters.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.generation += 1
-            defer { state.continuations.removeAll() }
-            return Array(state.continuations.values)
-        }
-        toResume.forEach { $0.resume() }
+        generation.withLock { $0 += 1 }
+        wakeup.signal()
     }
 
     /// Returns once the generation is greater than `generation`, or on cancellation.
     func wait(past generation: Int) async {
-        let key = waiters.withLock { state -> Int in
-            state.next += 1
-            return state.next
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = waiters.withLock { state -> Bool in
-                    if state.generation > generation || Task.isCancelled { return true }
-                    state.continuations[key] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let continuation = waiters.withLock { $0.continuations.removeValue(forKey: key) }
-            continuation?.resume()
+        while self.generation.withLock({ $0 }) <= generation, !Task.isCancelled {
+            await wakeup.wait(timeout: nil)
         }
     }
 }
