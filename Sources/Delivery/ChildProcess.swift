@@ -374,3 +374,12 @@ final class PipePump: Sendable {
         return kept
     }
 }
+
+/// The queue that fires delivery timeouts (kill graces, pipe lingers).
+///
+/// A serial queue of its own rather than `DispatchQueue.global()`: the global queue has
+/// about one thread per core, and if anything blocks them, timers would fire late. Its
+/// handlers only resume a continuation or set a flag.
+enum DeliveryTimers {
+    static let queue = DispatchQueue(label: "chatbridge.delivery-timers")
+}

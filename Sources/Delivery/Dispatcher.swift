@@ -434,11 +434,3 @@ package final class Dispatcher: Sendable {
     }
 }
 
-/// The queue that fires delivery timeouts (wake-ups, kill graces, pipe lingers).
-///
-/// A serial queue of its own rather than `DispatchQueue.global()`: the global queue has
-/// about one thread per core, and if anything blocks them, timers would fire late. Its
-/// handlers only resume a continuation or set a flag.
-enum DeliveryTimers {
-    static let queue = DispatchQueue(label: "chatbridge.delivery-timers")
-}
