@@ -5,7 +5,6 @@ import NIOCore
 import NIOHTTP1
 import ChatBridgeCore
 import Formats
-import Unipile
 
 /// The `webhook` sink: one `POST` per attempt (delivery.md, "webhook").
 ///
