@@ -95,9 +95,9 @@ package struct BridgeDaemon: Sendable {
             eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let outcome: Swift.Result<Value, Failure>
         do {
-            let bridge = try Bridge(
-                configuration: configuration, rules: rules, httpClient: httpClient, logger: logger,
-                synchronousFull: synchronousFull)
+            let store = try await BridgeStores.open(configuration, synchronousFull: synchronousFull, logger: logger)
+            let bridge = Bridge(
+                configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger)
             outcome = .success(try await body(bridge))
         } catch let error as StoreError {
             outcome = .failure(.store(error))

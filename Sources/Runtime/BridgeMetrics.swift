@@ -161,7 +161,7 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
 
     /// Reads the outbox counts and source records and sets the gauges that come from
     /// the store. Two cheap reads; never writes.
-    package func refresh(from store: SQLiteStore, now: Date = Date()) async throws {
+    package func refresh(from store: any BridgeStore, now: Date = Date()) async throws {
         let counts = try await store.deliveryCounts(now: now, recentSince: now.addingTimeInterval(-86_400))
         updateDeliveryGauges(counts)
         updateLastSuccessfulPolls(try await store.sourceRecords())
