@@ -178,6 +178,7 @@ final class OwnPostgresCluster: Sendable {
         port = try Self.freePort()
         if getuid() == 0 {
             _ = try await Self.command("/bin/chown", ["postgres:", folder.path])
+            // The folder's parent is the system's temporary folder: postgres may enter it.
         }
         let initdb = try await runAsOwner("\(binaries)/initdb", ["-D", folder.file("data"), "-U", "postgres", "--auth=trust", "--no-sync"])
         guard initdb.exitStatus == 0 else { throw Unavailable(description: "initdb: \(initdb)") }
@@ -185,14 +186,15 @@ final class OwnPostgresCluster: Sendable {
     }
 
     deinit {
-        let stop = try? TestChild.start(
-            executable: getuid() == 0 ? "/usr/sbin/runuser" : "\(binaries)/pg_ctl",
-            arguments: (getuid() == 0 ? ["-u", "postgres", "--", "\(binaries)/pg_ctl"] : [])
-                + ["-D", folder.file("data"), "-m", "immediate", "-w", "stop"],
-            environment: ["PATH": "/usr/bin:/bin"])
-        if let stop {
-            let deadline = Date().addingTimeInterval(10)
-            while stop.termination == nil, Date() < deadline { usleep(20_000) }
+        // Stop the server whatever happened (a blocking wait of at most 10 s).
+        let stop = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : [])
+            + ["\(binaries)/pg_ctl", "-D", folder.file("data"), "-m", "immediate", "-w", "-t", "10", "stop"]
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = stop.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        if posix_spawn(&pid, stop[0], nil, nil, argv, nil) == 0 {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
         }
     }
 
@@ -209,16 +211,56 @@ final class OwnPostgresCluster: Sendable {
         guard result.exitStatus == 0 else { throw Unavailable(description: "pg_ctl stop: \(result)") }
     }
 
-    private func runAsOwner(_ executable: String, _ arguments: [String]) async throws -> TestChild.Result {
+    private func runAsOwner(_ executable: String, _ arguments: [String]) async throws -> CommandResult {
         if getuid() == 0 {
             return try await Self.command("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
         }
         return try await Self.command(executable, arguments)
     }
 
-    private static func command(_ executable: String, _ arguments: [String]) async throws -> TestChild.Result {
-        let child = try TestChild.start(executable: executable, arguments: arguments, environment: ["PATH": "/usr/bin:/bin"])
-        return await child.finish(timeout: .seconds(40))
+    /// How a command ended, and its output (in a file of the cluster's folder).
+    struct CommandResult: CustomStringConvertible {
+        var exitStatus: Int32?
+        var output: String
+        var command: String
+        var description: String { "`\(command)`: \(exitStatus.map { "exit \($0)" } ?? "did not end"): \(output.suffix(1500))" }
+    }
+
+    /// Runs a command with posix_spawn and waits for exactly that process (at most 40 s):
+    /// pg_ctl leaves a server running that must not be mistaken for the command.
+    private static func command(_ executable: String, _ arguments: [String]) async throws -> CommandResult {
+        let outputPath = NSTemporaryDirectory() + "chatbridge-pg-cmd-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin:/bin"), nil]
+        defer { environment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environment)
+        guard spawned == 0 else { throw Unavailable(description: "cannot start \(executable): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        var exitStatus: Int32?
+        let deadline = ContinuousClock.now + .seconds(40)
+        while ContinuousClock.now < deadline {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+        }
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return CommandResult(exitStatus: exitStatus, output: output, command: ([executable] + arguments).joined(separator: " "))
     }
 
     static func freePort() throws -> Int {
