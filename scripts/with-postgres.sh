@@ -4,8 +4,9 @@
 #
 #   scripts/with-postgres.sh swift test
 #
-# The server's URL is exported as CHATBRIDGE_TEST_POSTGRES_URL (a trust-authenticated
-# superuser `postgres`, database `postgres`): the PostgreSQL tests use it. The cluster
+# The server's URL is exported as POSTGRES_TEST_URL (a trust-authenticated
+# superuser `postgres`, database `postgres`): the PostgreSQL tests use it. (Not CHATBRIDGE_*:
+# the exec sink's tests check that its children see exactly chatbridge's own variables.) The cluster
 # lives in a temporary folder that is removed at the end. initdb refuses to run as root,
 # so as root the cluster is created and run as the `postgres` user.
 set -euo pipefail
@@ -38,9 +39,8 @@ trap 'exit 130' INT TERM
   -o "-c listen_addresses=127.0.0.1 -p $port -k $folder -c fsync=off -c max_connections=400" start >/dev/null \
   || { cat "$folder/server.log" >&2; exit 1; }
 
-export CHATBRIDGE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-# The data folder and pg_ctl, for tests that stop and start the server (an outage).
-export CHATBRIDGE_TEST_POSTGRES_DATA="$folder/data"
-export CHATBRIDGE_TEST_POSTGRES_BIN="$bindir"
+export POSTGRES_TEST_URL="postgres://postgres@127.0.0.1:$port/postgres"
+# The server's binaries, for tests that run a cluster of their own (a database outage).
+export POSTGRES_TEST_BIN="$bindir"
 echo "with-postgres: PostgreSQL on 127.0.0.1:$port" >&2
 "$@"

@@ -10,7 +10,7 @@ import Testing
 @testable import Store
 @testable import StorePostgres
 
-/// The PostgreSQL server the tests use: `CHATBRIDGE_TEST_POSTGRES_URL`, which
+/// The PostgreSQL server the tests use: `POSTGRES_TEST_URL`, which
 /// `scripts/with-postgres.sh` (and so `.ci/run`) exports for a throwaway cluster.
 ///
 /// Without it the PostgreSQL tests are left out with a message, except under `CI=true`,
@@ -20,19 +20,19 @@ enum TestPostgres {
 
     /// The server's URL, or `nil` when none is configured.
     static let url: PostgresStoreURL? = {
-        guard let text = environment["CHATBRIDGE_TEST_POSTGRES_URL"], !text.isEmpty else { return nil }
+        guard let text = environment["POSTGRES_TEST_URL"], !text.isEmpty else { return nil }
         return try? PostgresStoreURL.parse(text, environment: environment)
     }()
 
     /// The URL as text, for child processes' configuration files.
-    static var urlText: String? { environment["CHATBRIDGE_TEST_POSTGRES_URL"] }
+    static var urlText: String? { environment["POSTGRES_TEST_URL"] }
 
     /// Whether the PostgreSQL tests take part in this run.
     static let isEnabled: Bool = {
         if url != nil { return true }
         if environment["CI"] == "true" { return true }  // they run, and fail with `missingServer`
         FileHandle.standardError.write(Data("""
-            note: PostgreSQL store tests skipped: no server (set CHATBRIDGE_TEST_POSTGRES_URL, or run them \
+            note: PostgreSQL store tests skipped: no server (set POSTGRES_TEST_URL, or run them \
             with scripts/with-postgres.sh swift test)\n
             """.utf8))
         return false
@@ -40,7 +40,7 @@ enum TestPostgres {
 
     struct MissingServer: Error, CustomStringConvertible {
         var description: String {
-            "CI=true but CHATBRIDGE_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres.sh"
+            "CI=true but POSTGRES_TEST_URL is not set: run the tests through scripts/with-postgres.sh"
         }
     }
 
@@ -157,7 +157,7 @@ extension TestPostgres {
 
 /// A PostgreSQL cluster of a test's own, in a temporary folder, that the test may stop and
 /// start (a database outage) without disturbing the other tests' server. Made with the
-/// binaries `scripts/with-postgres.sh` found (`CHATBRIDGE_TEST_POSTGRES_BIN`); as root, as
+/// binaries `scripts/with-postgres.sh` found (`POSTGRES_TEST_BIN`); as root, as
 /// the `postgres` user (initdb refuses root).
 final class OwnPostgresCluster: Sendable {
     let folder: TemporaryDirectory
@@ -170,8 +170,8 @@ final class OwnPostgresCluster: Sendable {
     }
 
     init() async throws {
-        guard let binaries = TestPostgres.environment["CHATBRIDGE_TEST_POSTGRES_BIN"] else {
-            throw Unavailable(description: "CHATBRIDGE_TEST_POSTGRES_BIN is not set: run through scripts/with-postgres.sh")
+        guard let binaries = TestPostgres.environment["POSTGRES_TEST_BIN"] else {
+            throw Unavailable(description: "POSTGRES_TEST_BIN is not set: run through scripts/with-postgres.sh")
         }
         self.binaries = binaries
         folder = TemporaryDirectory("chatbridge-pg-own")
