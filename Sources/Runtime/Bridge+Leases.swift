@@ -42,7 +42,9 @@ extension Bridge {
         let period = leasing.leaseDuration / 3
         while !Task.isCancelled {
             do {
-                try await leasing.renewLeases()
+                let before = leasing.heldSources
+                let kept = try await leasing.renewLeases()
+                metrics.recordLeasesLost(before.subtracting(kept).count)
                 outage.ended(logger: logger)
             } catch {
                 if Task.isCancelled { return }

@@ -96,6 +96,11 @@ package struct BridgeDaemon: Sendable {
         let outcome: Swift.Result<Value, Failure>
         do {
             let store = try await BridgeStores.open(configuration, synchronousFull: synchronousFull, logger: logger)
+            var logger = logger
+            if let leasing = store as? any SourceLeasing {
+                // Several instances log into one place: each line says which one.
+                logger[metadataKey: "instance"] = .string(leasing.instanceName)
+            }
             let bridge = Bridge(
                 configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger)
             outcome = .success(try await body(bridge))

@@ -50,6 +50,9 @@ package protocol SourceLeasing: Sendable {
 
     /// Every lease and every live instance, for `chatbridge status`.
     func leaseOverview() async throws -> LeaseOverview
+
+    /// Deliveries this process has claimed and not yet finished, per sink (`/metrics`).
+    func claimedDeliveries() async throws -> [String: Int]
 }
 
 /// One source's lease.

@@ -156,4 +156,17 @@ extension PostgresStore {
             return LeaseOverview(instances: instances, leases: leases, now: now)
         }
     }
+
+    package func claimedDeliveries() async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await rows("""
+            SELECT sink, count(*)::BIGINT FROM deliveries
+            WHERE status = 'pending' AND claimed_by = \(token) AND claimed_until > clock_timestamp()
+            GROUP BY sink
+            """) {
+            let (sink, count) = try row.decode((String, Int64).self)
+            counts[sink] = Int(count)
+        }
+        return counts
+    }
 }

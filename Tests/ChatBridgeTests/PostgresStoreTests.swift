@@ -4,6 +4,7 @@ import Testing
 @testable import ChatBridgeCore
 @testable import Detect
 @testable import Rules
+@testable import Runtime
 @testable import Store
 @testable import StorePostgres
 
@@ -138,6 +139,20 @@ struct PostgresStoreTests {
         #expect(skipped.batches == 0, "b's prune does nothing while a's runs")
         try await a.releaseJob("retention")
         #expect(try await b.takeJob("retention", for: .seconds(60)))
+    }
+
+    @Test func metricsShowLeasesHeldAndDeliveriesClaimed() async throws {
+        let dir = TemporaryDirectory()
+        let store = try await TestPostgres.openStore(at: dir.path, instance: "a")
+        let driver = PollDriver(store: store, source: "main")
+        try await driver.poll([driver.chat("x", #""unread_count":0"#)])
+        try await driver.poll([driver.chat("x", #""unread_count":1"#)], router: { _ in [OutboxRoute(rule: "r", sinks: ["hook"])] })
+        #expect(try await store.dueDeliveries(sink: "hook", now: Date().addingTimeInterval(1), excluding: [], limit: 5).count == 1)
+        let metrics = BridgeMetrics()
+        try await metrics.refresh(from: store)
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains("chatbridge_source_leases_held 1"), "\(text)")
+        #expect(text.contains(#"chatbridge_deliveries_claimed{sink="hook"} 1"#), "\(text)")
     }
 
     @Test func instancesStartingTogetherMigrateOnce() async throws {
