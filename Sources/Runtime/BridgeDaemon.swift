@@ -83,14 +83,17 @@ package struct BridgeDaemon: Sendable {
     private func withBridge<Value: Sendable>(
         _ body: (Bridge) async throws -> Value
     ) async throws(Failure) -> Value {
-        // One writer per store: a second `run` stops here, before it polls anything.
-        let lock: SQLiteWriterLock
-        do {
-            lock = try SQLiteWriterLock(storePath: configuration.storePath)
-        } catch {
-            throw .locked(error)
+        // One writer per SQLite store: a second `run` stops here, before it polls anything.
+        // (A PostgreSQL store is shared by design: its instances coordinate by leases.)
+        var lock: SQLiteWriterLock?
+        if configuration.postgresStore == nil {
+            do {
+                lock = try SQLiteWriterLock(storePath: configuration.storePath)
+            } catch {
+                throw .locked(error)
+            }
         }
-        defer { lock.release() }
+        defer { lock?.release() }
         let httpClient = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let outcome: Swift.Result<Value, Failure>

@@ -38,7 +38,8 @@ package protocol SourceLeasing: Sendable {
     /// Gives up the lease on `source`, so that another instance may take it at once.
     func releaseLease(source: String) async throws
 
-    /// Gives up every lease and the instance's row (graceful shutdown).
+    /// Gives up every lease, the instance's row and the deliveries it claimed and did not
+    /// attempt (graceful shutdown).
     func releaseAll() async throws
 
     /// How many sources each live instance should hold at most, so that load spreads

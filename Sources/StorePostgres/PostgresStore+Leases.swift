@@ -117,11 +117,17 @@ extension PostgresStore {
         }
     }
 
+    /// Hands back every lease, the instance's row and its unattempted delivery claims.
     package func releaseAll() async throws {
         held.withLock { $0.removeAll() }
         try await transaction { [self] connection in
             try await connection.run("DELETE FROM leases WHERE token = \(token)", logger: logger)
             try await connection.run("DELETE FROM instances WHERE token = \(token)", logger: logger)
+            // Rows fetched and not attempted: the others may take them at once.
+            try await connection.run("""
+                UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL
+                WHERE claimed_by = \(token) AND status = 'pending'
+                """, logger: logger)
         }
     }
 
