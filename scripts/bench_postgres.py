@@ -10,6 +10,12 @@ and the events printed (checked against the changed chats).
 
     scripts/with-postgres.sh python3 scripts/bench_postgres.py [--chats 100000] [--repeat 1]
     python3 scripts/bench_postgres.py --postgres postgres://USER@HOST:PORT/DB
+    scripts/with-postgres.sh python3 scripts/bench_postgres.py --instances [--delivery-chats 5000]
+
+--instances: delivery throughput to ../shared/bench/bench_receiver.py with 1, 2 and 3
+instances on one database (every chat of a 5,000-chat workspace changed once: one
+webhook each), and how long a killed instance's source waits until another instance
+polls it (lease 5 s, interval 1 s: the target is at most lease + interval).
 
 The PostgreSQL server is POSTGRES_TEST_URL (what scripts/with-postgres.sh
 starts) unless --postgres names one; each run gets a database of its own, dropped after.
@@ -18,8 +24,10 @@ Needs a release build: swift build -c release.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,7 +44,8 @@ import bench  # noqa: E402  (../shared/bench/bench.py: the server, the launcher,
 
 
 def postgres_cpu_seconds() -> float:
-    """User+system CPU of every `postgres` process now (the server's work so far)."""
+    """User+system CPU of every `postgres` process now, with that of the server's
+    processes that already ended (the postmaster's children's times): the server's work."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in os.listdir("/proc"):
@@ -51,7 +60,7 @@ def postgres_cpu_seconds() -> float:
         if name != "postgres":
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # utime stime cutime cstime
     return total / ticks
 
 
@@ -103,6 +112,118 @@ def run_store(b: bench.Bench, srv: bench.Child, n: int, store_kind: str, pg_url:
     return rows
 
 
+def start_daemons(b: bench.Bench, config: str, count: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([b.bin, "run", "--config", config, "--log-level", "warning"], env=b.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(count)]
+
+
+def stop_daemons(daemons: list[subprocess.Popen]) -> None:
+    for d in daemons:
+        if d.poll() is None:
+            d.terminate()
+    for d in daemons:
+        try:
+            d.wait(20)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+
+
+def status(b: bench.Bench, config: str) -> dict:
+    r = subprocess.run([b.bin, "status", "--format", "json", "--config", config], env=b.env,
+                       capture_output=True, text=True, timeout=60)
+    return json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
+
+
+def run_instances(b: bench.Bench, pg_url: str, chats: int) -> list[str]:
+    import time
+    lines = []
+    srv = b.start_server(chats, [100.0], ["--null-timestamps", "0"])
+    rcv = bench.Child([sys.executable, os.path.join(BENCH, "bench_receiver.py")], "bench_receiver")
+    try:
+        expected = srv.get("/_bench/expected?pct=100")["count"]
+        for count in (1, 2, 3):
+            work = tempfile.mkdtemp(prefix=f"cb-inst{count}-", dir=b.tmp_root)
+            database = "bench_" + uuid.uuid4().hex[:12]
+            psql(pg_url, f"CREATE DATABASE {database}")
+            try:
+                rules = os.path.join(work, "cfg", "rules.yaml")
+                os.makedirs(os.path.dirname(rules), exist_ok=True)
+                with open(rules, "w") as f:
+                    f.write('name: all\nwhen: "true"\nsend: [hook]\n')
+                extra = (f"rules: {json.dumps(rules)}\nsinks:\n  hook:\n    type: webhook\n"
+                         f"    url: http://127.0.0.1:{rcv.port}/hook\n    timeout: 10s\n"
+                         "delivery:\n  concurrency: 8\nlease: 5s\n")
+                config = bench.chatbridge_config(os.path.join(work, "cfg"), srv.port, with_database(pg_url, database),
+                                                 extra=extra)
+                srv.get("/_bench/version?pct=0")
+                base = bench.run_measured([b.bin, "run", "--once", "--config", config], env=b.env, timeout=900)
+                if base["rc"] != 0:
+                    bench.log(f"baseline failed: {base['stderr'][-1500:]}")
+                rcv.get(f"/_reset?target={expected}")
+                srv.get("/_bench/version?pct=100")
+                # The first instance polls (interval 30s: once) and all of them deliver.
+                daemons = start_daemons(b, config, count)
+                deadline = time.monotonic() + 600
+                st = rcv.get("/_stats")
+                while st["target_t"] is None and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    st = rcv.get("/_stats")
+                stop_daemons(daemons)
+                if st["target_t"] is None:
+                    lines.append(f"| {count} | {st['count']} of {expected} delivered before the deadline | |")
+                    continue
+                window = st["target_t"] - st["first_t"]
+                lines.append(f"| {count} | {expected / window:,.0f} deliveries/s | {st['distinct_ids']:,} distinct webhook-ids |")
+                bench.log(f"{count} instance(s): {expected / window:.0f} deliveries/s")
+            finally:
+                psql(pg_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+        # Takeover: two instances, one source; kill the holder; time until the other polled it.
+        work = tempfile.mkdtemp(prefix="cb-takeover-", dir=b.tmp_root)
+        database = "bench_" + uuid.uuid4().hex[:12]
+        psql(pg_url, f"CREATE DATABASE {database}")
+        try:
+            config = bench.chatbridge_config(os.path.join(work, "cfg"), srv.port, with_database(pg_url, database),
+                                             extra="lease: 5s\n")
+            with open(config) as f:
+                text = f.read().replace("interval: 30s", "interval: 1s")
+            with open(config, "w") as f:
+                f.write(text)
+            srv.get("/_bench/version?pct=0")
+            daemons = start_daemons(b, config, 2)
+            try:
+                holder = None
+                deadline = time.monotonic() + 120
+                while holder is None and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    for inst in status(b, config).get("instances", []):
+                        if inst.get("sources"):
+                            holder = inst["name"]
+                victim = next(d for d in daemons if holder and holder.endswith(f"-{d.pid}"))
+                time.sleep(2)
+                os.kill(victim.pid, signal.SIGKILL)
+                killed_at = time.time()
+                polled_after = None
+                while polled_after is None and time.monotonic() < deadline + 60:
+                    time.sleep(0.1)
+                    for source in status(b, config).get("sources", []):
+                        at = source.get("last_poll_at")
+                        if at and datetime.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() > killed_at:
+                            polled_after = time.time() - killed_at
+                lines.append(f"| takeover | polled again {polled_after:.1f} s after the kill | lease 5 s + interval 1 s |")
+                bench.log(f"takeover: {polled_after:.1f}s")
+            finally:
+                stop_daemons(daemons)
+        finally:
+            psql(pg_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    finally:
+        rcv.stop()
+        srv.stop()
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chats", default="100000", help="workspace sizes, comma-separated")
@@ -112,6 +233,9 @@ def main() -> int:
                     help="a PostgreSQL server URL whose user may create databases")
     ap.add_argument("--bin", default=os.path.join(PROJECT, ".build", "release", "chatbridge"))
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--instances", action="store_true",
+                    help="delivery throughput with 1, 2, 3 instances and the takeover time instead")
+    ap.add_argument("--delivery-chats", type=int, default=5000)
     a = ap.parse_args()
     if not a.postgres:
         sys.exit("no PostgreSQL server: run through scripts/with-postgres.sh or pass --postgres")
@@ -121,6 +245,15 @@ def main() -> int:
     args = argparse.Namespace(project=PROJECT, bin=a.bin, tmp=None, keep_tmp=False)
     b = bench.Bench(args)
     bench.build_launcher(b.tmp_root)
+    if a.instances:
+        try:
+            lines = run_instances(b, a.postgres, a.delivery_chats)
+        finally:
+            b.cleanup()
+        print("| instances | throughput | |")
+        print("| --- | --- | --- |")
+        print("\n".join(lines))
+        return 0
     rows: list[dict] = []
     try:
         for n in [int(x) for x in a.chats.split(",")]:

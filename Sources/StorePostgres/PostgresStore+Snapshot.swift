@@ -238,6 +238,7 @@ extension PostgresStore {
                     application.chatWrites += poll.reappeared.count
                 }
             }
+            try await writer.flush()
             try await connection.run("DELETE FROM staging WHERE source = \(poll.source)", logger: logger)
 
             record.filterFingerprint = poll.filterFingerprint
@@ -362,6 +363,7 @@ extension PostgresStore {
             if let event = account.event {
                 let writer = PostgresOutboxWriter(connection: connection, logger: logger, router: router, now: now)
                 try await writer.write(event, orderingKey: OrderingKey.account(source: poll.source), into: &application)
+                try await writer.flush()
             }
             record.accountError = account.outstanding
             record.consecutiveFailures += 1

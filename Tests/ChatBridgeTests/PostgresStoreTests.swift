@@ -155,6 +155,27 @@ struct PostgresStoreTests {
         #expect(text.contains(#"chatbridge_deliveries_claimed{sink="hook"} 1"#), "\(text)")
     }
 
+    @Test func explainFindsAnEventsDeliveriesDigestsAndThrottle() async throws {
+        let dir = TemporaryDirectory()
+        let store = try await TestPostgres.openStore(at: dir.path, instance: "a")
+        let driver = PollDriver(store: store, source: "main")
+        let router: EventRouter = { _ in
+            [OutboxRoute(rule: "r", sinks: ["hook"]), OutboxRoute(rule: "daily", sinks: ["hook"], digest: .seconds(3600))]
+        }
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        try await driver.poll([driver.chat("x", #""unread_count":0"#)], at: t0)
+        try await driver.poll([driver.chat("x", #""unread_count":1"#)], at: t0.addingTimeInterval(1), router: router)
+        try await driver.poll([driver.chat("x", #""unread_count":2"#)], at: t0.addingTimeInterval(2), router: router)
+        let events = try await driver.events().compactMap { $0["id"]?.stringValue }
+        let facts = try await store.deliveryFacts(eventID: events[0])
+        #expect(facts.deliveries.map(\.rule) == ["r"])
+        #expect(facts.digests.map(\.rule) == ["daily"])
+        #expect(facts.digests.first?.delivery?.eventID.hasPrefix("digest-") == true, "the digest's own row")
+        let earlier = try await store.latestDelivery(
+            rule: "r", orderingKey: "main/x", atOrBefore: t0.addingTimeInterval(2), excludingEventID: events[1])
+        #expect(earlier?.eventID == events[0])
+    }
+
     @Test func instancesStartingTogetherMigrateOnce() async throws {
         let dir = TemporaryDirectory()
         let seeds = try await withThrowingTaskGroup(of: UInt64.self) { group in
