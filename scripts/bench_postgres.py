@@ -136,14 +136,14 @@ def status(b: bench.Bench, config: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
 
 
-def run_instances(b: bench.Bench, pg_url: str, chats: int) -> list[str]:
+def run_instances(b: bench.Bench, pg_url: str, chats: int, counts: list[int]) -> list[str]:
     import time
     lines = []
     srv = b.start_server(chats, [100.0], ["--null-timestamps", "0"])
     rcv = bench.Child([sys.executable, os.path.join(BENCH, "bench_receiver.py")], "bench_receiver")
     try:
         expected = srv.get("/_bench/expected?pct=100")["count"]
-        for count in (1, 2, 3):
+        for count in counts:
             work = tempfile.mkdtemp(prefix=f"cb-inst{count}-", dir=b.tmp_root)
             database = "bench_" + uuid.uuid4().hex[:12]
             psql(pg_url, f"CREATE DATABASE {database}")
@@ -236,6 +236,7 @@ def main() -> int:
     ap.add_argument("--instances", action="store_true",
                     help="delivery throughput with 1, 2, 3 instances and the takeover time instead")
     ap.add_argument("--delivery-chats", type=int, default=5000)
+    ap.add_argument("--instance-counts", default="1,2,3", help="with --instances: how many instances, comma-separated")
     a = ap.parse_args()
     if not a.postgres:
         sys.exit("no PostgreSQL server: run through scripts/with-postgres.sh or pass --postgres")
@@ -247,7 +248,7 @@ def main() -> int:
     bench.build_launcher(b.tmp_root)
     if a.instances:
         try:
-            lines = run_instances(b, a.postgres, a.delivery_chats)
+            lines = run_instances(b, a.postgres, a.delivery_chats, [int(x) for x in a.instance_counts.split(",")])
         finally:
             b.cleanup()
         print("| instances | throughput | |")

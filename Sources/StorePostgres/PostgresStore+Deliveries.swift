@@ -6,6 +6,10 @@ import PostgresNIO
 import Store
 
 extension PostgresStore {
+    /// How many rows at the front of a sink's queue a fetch looks at for heads of keys
+    /// before it asks the due-time index instead (as SQLite's store does).
+    static let queueFrontWindow = 1024
+
     /// The `event_id` of a digest's delivery row (as in SQLite): `digest-ID`.
     static func digestEventID(_ digestID: Int64) -> String { "digest-\(digestID)" }
 
@@ -26,16 +30,21 @@ extension PostgresStore {
         guard limit > 0 else { return [] }
         let excluded = Array(inFlight)
         let claimInterval = Self.interval(claimDuration)
+        let window = Self.queueFrontWindow
         let (rows, digestIDs) = try await transaction { [self] connection -> ([DueDelivery], [Int64]) in
-            let claimed = try await connection.rows("""
-                WITH candidates AS (
-                    SELECT d.id FROM deliveries d
-                    WHERE d.sink = \(sink) AND d.status = 'pending' AND d.next_attempt_at <= \(now)
-                      AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp() OR d.claimed_by = \(token))
+            // The front of the sink's queue in id order, where the first row of each key
+            // heads it: no older pending row of that key can lie outside the front.
+            var claimed = try await connection.rows("""
+                WITH front AS (
+                    SELECT id, next_attempt_at, claimed_until, claimed_by,
+                           row_number() OVER (PARTITION BY ordering_key ORDER BY id) AS place
+                    FROM (SELECT id, ordering_key, next_attempt_at, claimed_until, claimed_by FROM deliveries
+                          WHERE sink = \(sink) AND status = 'pending' ORDER BY id LIMIT \(window)) queue
+                ), candidates AS (
+                    SELECT d.id FROM deliveries d JOIN front f ON f.id = d.id
+                    WHERE f.place = 1 AND f.next_attempt_at <= \(now)
+                      AND (f.claimed_until IS NULL OR f.claimed_until < clock_timestamp() OR f.claimed_by = \(token))
                       AND NOT (d.id = ANY(\(excluded)))
-                      AND NOT EXISTS (
-                        SELECT 1 FROM deliveries o
-                        WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
                     ORDER BY d.id
                     LIMIT \(limit)
                     FOR UPDATE OF d SKIP LOCKED
@@ -44,7 +53,34 @@ extension PostgresStore {
                 FROM candidates WHERE deliveries.id = candidates.id
                 RETURNING deliveries.id
                 """, logger: logger)
-            let ids = try claimed.map { try $0.decode(Int64.self) }
+            let frontIsFull = { () async throws -> Bool in
+                try await connection.integer("""
+                    SELECT count(*)::BIGINT FROM (
+                        SELECT 1 FROM deliveries WHERE sink = \(sink) AND status = 'pending' LIMIT \(window)) queue
+                    """, logger: self.logger) ?? 0 >= Int64(window)
+            }
+            if claimed.count < limit, try await frontIsFull() {
+                // The front is all waiting (retries, quiet hours, other instances' claims):
+                // due rows by time, each checked for an older pending row of its key.
+                claimed += try await connection.rows("""
+                    WITH candidates AS (
+                        SELECT d.id FROM deliveries d
+                        WHERE d.sink = \(sink) AND d.status = 'pending' AND d.next_attempt_at <= \(now)
+                          AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
+                          AND NOT (d.id = ANY(\(excluded)))
+                          AND NOT EXISTS (
+                            SELECT 1 FROM deliveries o
+                            WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
+                        ORDER BY d.next_attempt_at, d.id
+                        LIMIT \(limit - claimed.count)
+                        FOR UPDATE OF d SKIP LOCKED
+                    )
+                    UPDATE deliveries SET claimed_by = \(token), claimed_until = clock_timestamp() + \(claimInterval)::interval
+                    FROM candidates WHERE deliveries.id = candidates.id
+                    RETURNING deliveries.id
+                    """, logger: logger)
+            }
+            let ids = Array(Set(try claimed.map { try $0.decode(Int64.self) })).sorted()
             guard !ids.isEmpty else { return ([], []) }
             var digestIDs: [Int64] = []
             let rows = try await connection.rows("""
@@ -99,13 +135,10 @@ extension PostgresStore {
     /// another instance has claimed counts from when its claim runs out.
     package func nextAttemptDate(sink: String) async throws -> Date? {
         try await rows("""
-            SELECT min(CASE WHEN d.claimed_by IS NOT NULL AND d.claimed_by <> \(token) AND d.claimed_until > clock_timestamp()
-                            THEN greatest(d.next_attempt_at, d.claimed_until) ELSE d.next_attempt_at END)
-            FROM deliveries d
-            WHERE d.sink = \(sink) AND d.status = 'pending'
-              AND NOT EXISTS (
-                SELECT 1 FROM deliveries o
-                WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
+            SELECT min(CASE WHEN claimed_by IS NOT NULL AND claimed_by <> \(token) AND claimed_until > clock_timestamp()
+                            THEN greatest(next_attempt_at, claimed_until) ELSE next_attempt_at END)
+            FROM (SELECT DISTINCT ON (ordering_key) next_attempt_at, claimed_by, claimed_until FROM deliveries
+                  WHERE sink = \(sink) AND status = 'pending' ORDER BY ordering_key, id) heads
             """).first?.decode(Date?.self)
     }
 

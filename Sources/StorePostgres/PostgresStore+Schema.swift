@@ -134,6 +134,8 @@ extension PostgresStore {
                 claimed_until TIMESTAMPTZ
             )
             """,
+            // A sink's pending rows in detection order: fetches read the front of it.
+            "CREATE INDEX deliveries_queue ON deliveries (sink, id) WHERE status = 'pending'",
             "CREATE INDEX deliveries_due ON deliveries (sink, next_attempt_at) WHERE status = 'pending'",
             "CREATE INDEX deliveries_by_key ON deliveries (sink, ordering_key, id) WHERE status = 'pending'",
             "CREATE INDEX deliveries_by_event ON deliveries (event_id)",

@@ -176,6 +176,32 @@ struct PostgresStoreTests {
         #expect(earlier?.eventID == events[0])
     }
 
+    @Test func dueRowsBehindAFrontOfWaitingRowsAreFound() async throws {
+        let dir = TemporaryDirectory()
+        let store = try await TestPostgres.openStore(at: dir.path, instance: "a")
+        let driver = PollDriver(store: store, source: "main")
+        let ids = (0..<(PostgresStore.queueFrontWindow + 76)).map { "c\($0)" }
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        try await driver.poll(ids.map { driver.chat($0, #""unread_count":0"#) }, at: t0)
+        try await driver.poll(
+            ids.map { driver.chat($0, #""unread_count":1"#) }, at: t0.addingTimeInterval(1),
+            router: { _ in [OutboxRoute(rule: "r", sinks: ["hook"])] })
+        let now = t0.addingTimeInterval(2)
+        let all = try await store.dueDeliveries(sink: "hook", now: now, excluding: [], limit: ids.count)
+        #expect(all.count == ids.count)
+        // The oldest 1024 wait an hour for a retry; the newest 76 are due again at once.
+        try await store.record(all.enumerated().map { index, row in
+            DeliveryUpdate(
+                deliveryID: row.id,
+                change: .attempted(.retry(
+                    notBefore: index < PostgresStore.queueFrontWindow ? now.addingTimeInterval(3600) : now,
+                    status: 503, error: "HTTP 503"), attempts: 1),
+                at: now)
+        })
+        let behind = try await store.dueDeliveries(sink: "hook", now: now, excluding: [], limit: 200)
+        #expect(behind.map(\.id) == all.suffix(76).map(\.id), "found by due time behind the waiting front")
+    }
+
     @Test func instancesStartingTogetherMigrateOnce() async throws {
         let dir = TemporaryDirectory()
         let seeds = try await withThrowingTaskGroup(of: UInt64.self) { group in
