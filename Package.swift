@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // The Common Expression Language: lexer, parser, checker, evaluator. Knows nothing of chats.
@@ -88,11 +89,20 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // The PostgreSQL store, shared by several instances: the only target that imports PostgresNIO.
+        .target(
+            name: "StorePostgres",
+            dependencies: [
+                "ChatBridgeCore", "ChatBridgeConfig", "Detect", "Rules", "Store",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The dispatcher, sinks, signing and retry schedule.
         .target(
             name: "Delivery",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Formats", "Rules", "Store",
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Formats", "Rules", "Store",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -103,7 +113,7 @@ let package = Package(
             name: "Runtime",
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "Delivery",
+                "StoreSQLite", "StorePostgres", "Delivery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,7 +129,7 @@ let package = Package(
             name: "chatbridge",
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL",
+                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,8 +154,9 @@ let package = Package(
             name: "ChatBridgeTests",
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "UnipileScanner", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge", "chatbridge-fuzz",
+                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge", "chatbridge-fuzz",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

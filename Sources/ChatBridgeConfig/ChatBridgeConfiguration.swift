@@ -25,8 +25,16 @@ package struct ChatBridgeConfiguration: Sendable, Hashable {
     package var baseDirectory: String
     /// The Unipile instances / account sets to poll; at least one, names unique.
     package var sources: [SourceConfiguration]
-    /// The SQLite database (absolute). Default `state/chatbridge.sqlite`.
+    /// The SQLite database (absolute). Default `state/chatbridge.sqlite`. With a
+    /// PostgreSQL store, its URL with `***` for the password.
     package var storePath: String
+    /// The PostgreSQL store several instances share (scale.md), when `store` is a
+    /// `postgres://` URL; `nil` for a SQLite file.
+    package var postgresStore: PostgresStoreURL?
+    /// This process's name among instances sharing a store (`instance:`); `nil`: HOST-PID.
+    package var instance: String?
+    /// How long a source stays with an instance that stopped renewing its lease (`lease:`).
+    package var lease: Duration = .seconds(30)
     /// A folder of `*.yaml` rule files, or one file (absolute). Default `rules/`.
     package var rulesPath: String
     /// Whether `rules` was written in the file: the default folder may be absent (no

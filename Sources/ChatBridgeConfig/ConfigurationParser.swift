@@ -17,7 +17,7 @@ struct ConfigurationParser {
     let baseDirectory: String
     let environment: [String: String]
     let yaml: String
-    private var reader: YAMLNodeReader
+    var reader: YAMLNodeReader
 
     /// Every problem found, in the order found.
     package var diagnostics: [ConfigurationDiagnostic] { reader.diagnostics }
@@ -36,7 +36,9 @@ struct ConfigurationParser {
 
     // MARK: - The file
 
-    static let topLevelKeys = ["sources", "store", "rules", "baseline", "retention", "sinks", "delivery", "http"]
+    static let topLevelKeys = [
+        "sources", "store", "rules", "baseline", "retention", "sinks", "delivery", "http", "instance", "lease",
+    ]
     static let sourceKeys = [
         "name", "url", "api_key", "interval", "page_size", "account_type", "account_ids", "unread", "timeout",
         "max_requests_per_second",
@@ -65,7 +67,9 @@ struct ConfigurationParser {
         reader.rejectUnknownKeys(top, allowedKeys: Self.topLevelKeys, in: nil)
 
         let sources = readSources(top)
-        let store = readPath(top, key: "store", default: "state/chatbridge.sqlite")
+        let scale = readScaleSettings(top)
+        let store = scale.postgres?.description ?? ChatBridgeConfiguration.resolve(
+            path: scale.storeText ?? "state/chatbridge.sqlite", against: baseDirectory, home: environment["HOME"])
         let rules = readPath(top, key: "rules", default: "rules/")
         let baseline = top["baseline"].flatMap { readEnum($0.value, path: "baseline", as: BaselineMode.self) } ?? .silent
         let retention = top["retention"].flatMap { readDuration($0.value, path: "retention") }
@@ -89,6 +93,9 @@ struct ConfigurationParser {
             http: http
         )
         configuration.unresolvedSecrets = reader.unresolvedSecrets
+        configuration.postgresStore = scale.postgres
+        configuration.instance = scale.instance
+        configuration.lease = scale.lease
         return configuration
     }
 

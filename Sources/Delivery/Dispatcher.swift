@@ -249,7 +249,10 @@ package final class Dispatcher: Sendable {
                         if Task.isCancelled { break }
                         storeFailures += 1
                         let pause = min(30, 0.5 * pow(2, Double(min(storeFailures, 10))))
-                        logger.error("cannot read due deliveries; trying again in \(pause) s", metadata: ["error": "\(error)"])
+                        // Once per outage; the retries of the same outage at debug level.
+                        logger.log(
+                            level: storeFailures == 1 ? .error : .debug,
+                            "cannot read due deliveries; trying again in \(pause) s", metadata: ["error": "\(error)"])
                         await wakeup.wait(timeout: .milliseconds(Int64(pause * 1000)))
                         continue
                     }

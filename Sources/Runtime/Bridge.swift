@@ -9,6 +9,7 @@ import Delivery
 import Detect
 import Formats
 import Rules
+import Store
 import StoreSQLite
 import Unipile
 
@@ -26,16 +27,18 @@ import Unipile
 /// Polling and delivery run concurrently: a poll commits its events and outbox rows
 /// and wakes the dispatcher; a slow webhook never delays detection.
 package final class Bridge: Service, Sendable {
-    package let store: SQLiteStore
+    package let store: any RuntimeStore
     /// What `/metrics` shows: polls, events and deliveries of this process.
     package let metrics: BridgeMetrics
     private let state: Mutex<State>
     private let httpClient: HTTPClient
-    private let logger: Logger
+    let logger: Logger
 
     /// When each source polls next, across reloads.
     private let schedule = Mutex<[String: (due: ContinuousClock.Instant, failures: Int)]>([:])
     private let reloads = ReloadSignal()
+    /// Logs a store that cannot be reached once per outage (a shared PostgreSQL store).
+    let outage = StoreOutageLog()
 
     /// What a reload replaces.
     struct State {
@@ -52,11 +55,22 @@ package final class Bridge: Service, Sendable {
     /// - Parameter synchronousFull: SQLite `synchronous = FULL` (survives a power loss,
     ///   an fsync per transaction) instead of `NORMAL` (survives a killed process).
     /// - Throws: ``StoreError`` when the store cannot be opened.
-    package init(
+    package convenience init(
         configuration: ChatBridgeConfiguration, rules: RuleSet, httpClient: HTTPClient, logger: Logger,
         synchronousFull: Bool = false, metrics: BridgeMetrics = BridgeMetrics()
     ) throws {
-        let store = try SQLiteStore(path: configuration.storePath, synchronousFull: synchronousFull)
+        try self.init(
+            configuration: configuration, rules: rules,
+            store: SQLiteStore(path: configuration.storePath, synchronousFull: synchronousFull),
+            httpClient: httpClient, logger: logger, metrics: metrics)
+    }
+
+    /// Builds the pollers and the dispatcher around a store already open (SQLite, or a
+    /// PostgreSQL store shared with other instances: ``BridgeStores/open(_:synchronousFull:readOnly:logger:)``).
+    package init(
+        configuration: ChatBridgeConfiguration, rules: RuleSet, store: any RuntimeStore, httpClient: HTTPClient,
+        logger: Logger, metrics: BridgeMetrics = BridgeMetrics()
+    ) {
         self.store = store
         self.metrics = metrics
         self.httpClient = httpClient
@@ -67,7 +81,7 @@ package final class Bridge: Service, Sendable {
     }
 
     private static func makeState(
-        configuration: ChatBridgeConfiguration, rules: RuleSet, store: SQLiteStore, httpClient: HTTPClient,
+        configuration: ChatBridgeConfiguration, rules: RuleSet, store: any RuntimeStore, httpClient: HTTPClient,
         logger: Logger, metrics: BridgeMetrics, previous: State?
     ) -> State {
         var pollers: [String: SourcePoller] = [:]
@@ -123,14 +137,21 @@ package final class Bridge: Service, Sendable {
     package func runOnce(drainTimeout: Duration) async throws -> OnceResult {
         let state = current
         let router = state.rules.router(logger: logger)
+        let leasing = store as? any SourceLeasing
         let outcomes = await withTaskGroup(of: (String, PollOutcome).self) { group in
             for (name, poller) in state.pollers {
+                // With a shared store, a source another instance holds is its to poll.
+                if let leasing, (try? await leasing.acquireLease(source: name)) == nil {
+                    logger.info("source \(name) is polled by another instance", metadata: ["source": "\(name)"])
+                    continue
+                }
                 group.addTask { (name, await poller.poll(router: router)) }
             }
             var outcomes: [String: PollOutcome] = [:]
             for await (name, outcome) in group { outcomes[name] = outcome }
             return outcomes
         }
+        if let leasing { try? await leasing.releaseAll() }
         try await state.dispatcher.drain(timeout: drainTimeout)
         // From cron there is no background pruning: one pass of the same service per run.
         await RetentionService(store: store, retention: state.configuration.retention, logger: logger).pruneOnce()
@@ -149,6 +170,21 @@ package final class Bridge: Service, Sendable {
     ///
     /// - Throws: ``Dispatcher/OutputClosed`` when standard output was closed.
     package func run() async throws {
+        guard let leasing = store as? any SourceLeasing else { return try await runGenerations() }
+        // A store shared with other instances: renew this instance's leases while it runs,
+        // and hand them back on the way out so that the others take over at once.
+        let keeper = Task { await keepLeases(leasing) }
+        defer { keeper.cancel() }
+        try await runGenerations()
+        keeper.cancel()
+        do {
+            try await leasing.releaseAll()
+        } catch {
+            logger.warning("could not hand back the source leases: \(store.reason(for: error))")
+        }
+    }
+
+    private func runGenerations() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let (state, generation) = self.state.withLock { ($0, $0.generation) }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -200,6 +236,12 @@ package final class Bridge: Service, Sendable {
             }
             guard state.withLock({ $0.generation }) == generation else { return }
             let started = ContinuousClock.now
+            if let leasing = store as? any SourceLeasing, await !mayPoll(name, leasing: leasing) {
+                // Another instance polls it: look again within one interval (and one lease).
+                let wait = min(configuration.interval, leasing.leaseDuration)
+                schedule.withLock { $0[name] = (due: started + wait, failures: 0) }
+                continue
+            }
             let router = state.withLock { $0.rules }.router(logger: logger)
             let outcome = await poller.poll(router: router)
             let failures: Int
@@ -211,6 +253,7 @@ package final class Bridge: Service, Sendable {
                 failures = (schedule.withLock { $0[name]?.failures } ?? 0) + 1
                 dispatcher.notifyNewDeliveries()  // an account.error may have been queued
             }
+            if let leasing = store as? any SourceLeasing { await spreadLoad(after: name, leasing: leasing) }
             let wait = SnapshotRules.backoff(interval: configuration.interval, consecutiveFailures: failures)
             // Up to 10% jitter, so that many sources do not poll in lockstep.
             let jitter = configuration.interval * Double.random(in: 0...0.1)

@@ -83,21 +83,29 @@ package struct BridgeDaemon: Sendable {
     private func withBridge<Value: Sendable>(
         _ body: (Bridge) async throws -> Value
     ) async throws(Failure) -> Value {
-        // One writer per store: a second `run` stops here, before it polls anything.
-        let lock: SQLiteWriterLock
-        do {
-            lock = try SQLiteWriterLock(storePath: configuration.storePath)
-        } catch {
-            throw .locked(error)
+        // One writer per SQLite store: a second `run` stops here, before it polls anything.
+        // (A PostgreSQL store is shared by design: its instances coordinate by leases.)
+        var lock: SQLiteWriterLock?
+        if configuration.postgresStore == nil {
+            do {
+                lock = try SQLiteWriterLock(storePath: configuration.storePath)
+            } catch {
+                throw .locked(error)
+            }
         }
-        defer { lock.release() }
+        defer { lock?.release() }
         let httpClient = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let outcome: Swift.Result<Value, Failure>
         do {
-            let bridge = try Bridge(
-                configuration: configuration, rules: rules, httpClient: httpClient, logger: logger,
-                synchronousFull: synchronousFull)
+            let store = try await BridgeStores.open(configuration, synchronousFull: synchronousFull, logger: logger)
+            var logger = logger
+            if let leasing = store as? any SourceLeasing {
+                // Several instances log into one place: each line says which one.
+                logger[metadataKey: "instance"] = .string(leasing.instanceName)
+            }
+            let bridge = Bridge(
+                configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger)
             outcome = .success(try await body(bridge))
         } catch let error as StoreError {
             outcome = .failure(.store(error))

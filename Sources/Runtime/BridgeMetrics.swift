@@ -38,10 +38,12 @@ import StoreSQLite
 package final class BridgeMetrics: DeliveryMetrics, Sendable {
     /// The registry the metrics live in; ``exposition()`` renders it.
     package let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    let factory: PrometheusMetricsFactory
     /// Sinks whose outbox gauges were set before: a sink that vanished from the counts
     /// (its rows pruned) is set back to 0 instead of keeping its last value forever.
     private let knownSinks = Mutex<Set<String>>([])
+    /// Sinks whose claimed-deliveries gauge was set before (set back to 0 when none are).
+    let claimedSinks = Mutex<Set<String>>([])
 
     /// Metric names, for code and tests that look for them.
     package enum Name {
@@ -161,10 +163,11 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
 
     /// Reads the outbox counts and source records and sets the gauges that come from
     /// the store. Two cheap reads; never writes.
-    package func refresh(from store: SQLiteStore, now: Date = Date()) async throws {
+    package func refresh(from store: any BridgeStore, now: Date = Date()) async throws {
         let counts = try await store.deliveryCounts(now: now, recentSince: now.addingTimeInterval(-86_400))
         updateDeliveryGauges(counts)
         updateLastSuccessfulPolls(try await store.sourceRecords())
+        if let leasing = store as? any SourceLeasing { try await updateLeaseGauges(leasing) }
     }
 
     // MARK: Exposition

@@ -1,7 +1,7 @@
 import ChatBridgeConfig
 extension ChatBridgeConfiguration {
     /// Every secret value of the configuration (API keys, webhook URLs, signing secrets,
-    /// header values), for the log redactor.
+    /// header values, the PostgreSQL store's password), for the log redactor.
     package var secretValues: [String] {
         var values: [String] = sources.map(\.apiKey.value)
         for sink in sinks.values {
@@ -11,6 +11,7 @@ extension ChatBridgeConfiguration {
                 values.append(contentsOf: webhook.headers.values.map(\.value))
             }
         }
+        if let password = postgresStore?.password { values.append(password.value) }
         return values
     }
 }

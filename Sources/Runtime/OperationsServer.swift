@@ -29,7 +29,7 @@ import StoreSQLite
 /// ```
 package struct OperationsServer: Service {
     private let listen: HTTPListenConfiguration
-    private let store: SQLiteStore
+    private let store: any RuntimeStore
     private let metrics: BridgeMetrics
     private let monitor: HealthMonitor
     private let refreshInterval: Duration
@@ -48,7 +48,7 @@ package struct OperationsServer: Service {
     ///   - onStarted: called once listening, with the bound port.
     package init(
         listen: HTTPListenConfiguration,
-        store: SQLiteStore,
+        store: any RuntimeStore,
         metrics: BridgeMetrics,
         sources: @escaping @Sendable () -> [SourceConfiguration],
         refreshInterval: Duration = .seconds(5),
@@ -257,7 +257,7 @@ package struct HealthReport: Sendable, Hashable {
 /// Gathers what a ``HealthReport`` needs; an actor because concurrent `/healthz`
 /// requests share the first-seen times and one write check in flight.
 actor HealthMonitor {
-    private let store: SQLiteStore
+    private let store: any RuntimeStore
     private let sources: @Sendable () -> [SourceConfiguration]
     private let storeCheckTimeout: Duration
     private let now: @Sendable () -> Date
@@ -266,7 +266,7 @@ actor HealthMonitor {
     private var writeCheck: Task<String?, Never>?
 
     init(
-        store: SQLiteStore, sources: @escaping @Sendable () -> [SourceConfiguration], storeCheckTimeout: Duration,
+        store: any RuntimeStore, sources: @escaping @Sendable () -> [SourceConfiguration], storeCheckTimeout: Duration,
         now: @escaping @Sendable () -> Date
     ) {
         self.store = store
@@ -297,7 +297,7 @@ actor HealthMonitor {
         do {
             for record in try await store.sourceRecords() { records[record.name] = record }
         } catch {
-            readProblem = "store: cannot read the source records: \(SQLiteStore.reason(error))"
+            readProblem = "store: cannot read the source records: \(store.reason(for: error))"
         }
         return HealthReport.evaluate(
             sources: watched, records: records, storeProblem: storeProblem ?? readProblem, now: now())
@@ -309,7 +309,7 @@ actor HealthMonitor {
         let timeout = storeCheckTimeout
         let check = Task { () -> String? in
             do throws(StoreNotWritable) {
-                try await store.checkWritable(timeout: timeout)
+                try await store.checkWritable(timeout: timeout, now: Date())
                 return nil
             } catch {
                 return "store: not writable: \(error.reason)"

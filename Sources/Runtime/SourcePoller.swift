@@ -36,6 +36,9 @@ package actor SourcePoller {
     private let logger: Logger
     private let clock: @Sendable () -> Date
     private var cache: SnapshotIndex?
+    /// The source's poll sequence the cache belongs to, in a store several instances
+    /// share: another instance's commit in between makes the cache stale.
+    private var cacheSequence: Int64?
     /// Where each poll's outcome, duration, chat count and events are counted (`/metrics`).
     private let metrics: BridgeMetrics?
 
@@ -125,7 +128,7 @@ package actor SourcePoller {
             cache = nil
             return SnapshotIndex()
         }
-        if var index = cache {
+        if var index = cache, cacheSequence == session.record?.pollSequence {
             index.resetObservations()
             return index
         }
@@ -181,6 +184,12 @@ package actor SourcePoller {
     private func recordFailure(
         _ error: any Error, startedAt: Date, progress: Progress, router: @escaping EventRouter
     ) async -> PollOutcome {
+        if let lost = error as? LeaseLost {
+            // Fenced: another instance holds the source now; it records what it polls.
+            cache = nil
+            logger.warning("\(lost)")
+            return .failed(reason: "\(lost)", authentication: false)
+        }
         let failure = error as? PollFailure
         let reason = failure.map { "\($0)" } ?? (error is CancellationError ? "stopped" : "\(error)")
         let apiError = failure?.apiError
@@ -233,5 +242,6 @@ package actor SourcePoller {
         }
         for id in applied.removed { next.set(id, nil) }
         cache = next
+        cacheSequence = applied.pollSequence
     }
 }

@@ -18,6 +18,8 @@ package struct StatusReport: Sendable {
 
     package var sources: [SourceStatus]
     package var sinks: [(name: String, counts: SinkDeliveryCounts)]
+    /// The instances sharing a PostgreSQL store and the leases they hold (`nil` for SQLite).
+    package var instances: LeaseOverview?
     package var needsAttention: Bool {
         sources.contains { $0.problem != nil } || sinks.contains { $0.counts.recentlyDead > 0 }
     }
@@ -60,7 +62,7 @@ package struct StatusReport: Sendable {
                 "delivered": .int(Int64(counts.delivered)), "oldest_pending_at": time(counts.oldestPendingAt),
             ])
         }
-        return .object([
+        return withInstances(.object([
             "needs_attention": .bool(needsAttention),
             "sources": .array(sources.map { source in
                 .object([
@@ -73,7 +75,7 @@ package struct StatusReport: Sendable {
                 ])
             }),
             "sinks": .object(sinkObject),
-        ])
+        ]))
     }
 
     /// Lines for people.
@@ -95,7 +97,7 @@ package struct StatusReport: Sendable {
             lines.append("\(mark)sink \(name): \(counts.pending) pending (\(counts.due) due), \(counts.dead) dead"
                 + " (\(counts.recentlyDead) in 24h), \(counts.delivered) delivered")
         }
-        return lines
+        return lines + instanceLines
     }
 
     /// No control characters from hostile text reach the terminal.

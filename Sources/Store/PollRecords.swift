@@ -16,6 +16,10 @@ package struct SourceRecord: Sendable, Hashable {
     package var lastError: String?
     package var lastSuccessAt: Date?
     package var failingSince: Date?
+    /// How many polls of the source committed, in a store that several instances share
+    /// (`nil` in a store one process owns): a poller trusts its in-memory index only
+    /// while this is still what it was when the index was cached.
+    package var pollSequence: Int64?
 
     package init(name: String, filterFingerprint: String) {
         self.name = name
@@ -135,6 +139,8 @@ package struct PollApplication: Sendable, Hashable {
     package var removed: [String] = []
     /// Matches that wrote nothing because their rule was throttled for the chat.
     package var suppressed: [Suppression] = []
+    /// The source's ``SourceRecord/pollSequence`` after this poll (shared stores only).
+    package var pollSequence: Int64?
 
     package init() {}
 

@@ -18,7 +18,7 @@ struct ChatBridgeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, InitCommand.self, DemoCommand.self, SimulateCommand.self, RulesCommand.self,
             EvalCommand.self, ChatsCommand.self, EventsCommand.self, DeliveriesCommand.self, ReplayCommand.self,
-            StatusCommand.self, ExplainCommand.self,
+            StatusCommand.self, ExplainCommand.self, StoreCommand.self,
         ]
     )
 

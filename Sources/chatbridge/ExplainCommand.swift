@@ -31,7 +31,7 @@ struct ExplainCommand: AsyncParsableCommand {
         StandardOutput.ignoreBrokenPipeSignal()
         let configuration = try config.load(secrets: .mayBeUnset)
         let rules = try loadRules(configuration)
-        let store = try openStoreForReading(configuration)
+        let store = try await openStoreForReading(configuration)
         guard let stored = try await store.event(id: eventID) else {
             printError("no stored event \(eventID) (chatbridge events lists them; retention may have pruned it)")
             throw ExitCode(1)

@@ -141,7 +141,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
         let configuration = try config.load(secrets: .mayBeUnset)
-        let store = try openStoreForReading(configuration)
+        let store = try await openStoreForReading(configuration)
         let records = try await store.deliveries(status: status?.rawValue, sink: sink, eventID: event, limit: limit)
         switch format {
         case .json:
@@ -184,9 +184,9 @@ struct ReplayCommand: AsyncParsableCommand {
             printError("no sink named \(sink) in \(configuration.file)")
             throw ExitCode(2)
         }
-        let store = try openStore(configuration)
+        let store = try await openStore(configuration)
         do {
-            let count = try await store.replay(eventID: eventID, sink: sink)
+            let count = try await store.replay(eventID: eventID, sink: sink, now: Date())
             if count == 0 {
                 let sinks = configuration.sinkNames.joined(separator: ", ")
                 printError(

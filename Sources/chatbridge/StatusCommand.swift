@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ChatBridgeCore
 import Runtime
+import Store
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,11 +23,12 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
         let configuration = try config.load(secrets: .mayBeUnset)
-        let store = try openStoreForReading(configuration)
+        let store = try await openStoreForReading(configuration)
         let now = Date()
         let records = Dictionary(uniqueKeysWithValues: try await store.sourceRecords().map { ($0.name, $0) })
         let counts = try await store.deliveryCounts(now: now, recentSince: now.addingTimeInterval(-86400))
-        let report = StatusReport.make(configuration: configuration, records: records, counts: counts, now: now)
+        var report = StatusReport.make(configuration: configuration, records: records, counts: counts, now: now)
+        if let leasing = store as? any SourceLeasing { report.instances = try await leasing.leaseOverview() }
         switch format {
         case .json:
             printLine(report.json.compactString)

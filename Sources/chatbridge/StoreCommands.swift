@@ -1,19 +1,23 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Runtime
 import ChatBridgeConfig
 import ChatBridgeCore
 import Store
 import StoreSQLite
 
 /// Opens the store named by the config for reading, or exits 1 saying why.
-func openStoreForReading(_ configuration: ChatBridgeConfiguration) throws -> SQLiteStore {
-    let path = configuration.storePath
-    guard FileManager.default.fileExists(atPath: path) else {
-        printError("no store at \(path) yet: `chatbridge run` creates it")
-        throw ExitCode(1)
+func openStoreForReading(_ configuration: ChatBridgeConfiguration) async throws -> any RuntimeStore {
+    if configuration.postgresStore == nil {
+        let path = configuration.storePath
+        guard FileManager.default.fileExists(atPath: path) else {
+            printError("no store at \(path) yet: `chatbridge run` creates it")
+            throw ExitCode(1)
+        }
     }
     do {
-        return try SQLiteStore(path: path, readOnly: true)
+        return try await BridgeStores.open(configuration, readOnly: true, logger: quietStoreLogger)
     } catch {
         printError("\(error)")
         throw ExitCode(1)
@@ -21,14 +25,17 @@ func openStoreForReading(_ configuration: ChatBridgeConfiguration) throws -> SQL
 }
 
 /// Opens (creating when missing) the store named by the config, or exits 1 saying why.
-func openStore(_ configuration: ChatBridgeConfiguration) throws -> SQLiteStore {
+func openStore(_ configuration: ChatBridgeConfiguration) async throws -> any RuntimeStore {
     do {
-        return try SQLiteStore(path: configuration.storePath)
+        return try await BridgeStores.open(configuration, logger: quietStoreLogger)
     } catch {
         printError("\(error)")
         throw ExitCode(1)
     }
 }
+
+/// The one-shot commands say what went wrong themselves; the store logs nothing.
+let quietStoreLogger = Logger(label: "chatbridge.store") { _ in SwiftLogNoOpLogHandler() }
 
 struct ChatsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +55,7 @@ struct ChatsCommand: AsyncParsableCommand {
             printError("no source named \(source) in \(configuration.file)")
             throw ExitCode(2)
         }
-        let store = try openStoreForReading(configuration)
+        let store = try await openStoreForReading(configuration)
         for (_, chat) in try await store.snapshotChats(source: source) {
             printLine(chat.compactString)
         }
@@ -88,7 +95,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try config.load(secrets: .mayBeUnset)
-        let store = try openStoreForReading(configuration)
+        let store = try await openStoreForReading(configuration)
         var query = EventQuery(
             since: since.map { Date().addingTimeInterval(-$0.seconds) }, type: type, kind: kind, chatID: chat,
             limit: limit)

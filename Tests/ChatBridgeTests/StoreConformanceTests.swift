@@ -9,6 +9,7 @@ import Testing
 @testable import Runtime
 @testable import Store
 @testable import StoreSQLite
+@testable import StorePostgres
 @testable import Unipile
 
 @Suite("Store conformance: snapshots, events and the outbox, on every store")
@@ -312,5 +313,11 @@ struct StoreKind: Sendable, CustomTestStringConvertible {
         try SQLiteStore(path: (folder as NSString).appendingPathComponent("state/chatbridge.sqlite"))
     }
 
-    static let all: [StoreKind] = [.sqlite]
+    /// A schema of its own per test folder, on the server of ``TestPostgres``.
+    static let postgres = StoreKind(name: "PostgreSQL") { folder in
+        try await TestPostgres.openStore(at: folder)
+    }
+
+    /// Every store; PostgreSQL when a server is configured (always under CI).
+    static let all: [StoreKind] = TestPostgres.isEnabled ? [.sqlite, .postgres] : [.sqlite]
 }
