@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Formats", "Rules", "Store",
+                "ChatBridgeCore", "ChatBridgeConfig", "Formats", "Rules", "Store",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
