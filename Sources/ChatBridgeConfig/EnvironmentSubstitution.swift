@@ -8,7 +8,7 @@
 ///
 /// Substitution is one pass: a variable's value is never scanned for `${` again, so a
 /// value cannot smuggle in a reference to another variable.
-enum ConfigEnvironmentSubstitution {
+package enum ConfigEnvironmentSubstitution {
     /// What went wrong in one `${...}`. The message names the variable, never a value.
     struct Problem: Sendable, Hashable {
         var message: String
@@ -77,6 +77,21 @@ enum ConfigEnvironmentSubstitution {
             }
         }
         return problems.isEmpty ? .success(output) : .failure(Failure(problems: problems))
+    }
+
+    /// The names of the variables `text` refers to with `${NAME}` or `${NAME:-default}`,
+    /// in order, each once: what a file takes from the environment, which `chatbridge
+    /// sinks test` treats as secret.
+    package static func referencedNames(in text: String) -> [String] {
+        var names: [String] = []
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            rest = rest[start.upperBound...]
+            let body = rest.prefix { $0 != "}" && $0 != ":" && !$0.isNewline }
+            let name = String(body)
+            if isVariableName(name), !names.contains(name) { names.append(name) }
+        }
+        return names
     }
 
     /// `[A-Za-z_][A-Za-z0-9_]*`, the names a shell can export.
