@@ -114,11 +114,10 @@ struct SinksTestCommand: AsyncParsableCommand {
         let request = DeliveryRequest(
             eventID: eventJSON["id"]?.stringValue ?? "", event: eventJSON, rule: ruleName, sink: name, template: template)
 
-        // Every value the file takes from the environment is a secret here: a token inside
-        // a URL or a body is not a configured secret of its own, and a receiver may echo it.
+        // Every value the file takes from the environment or a file is a secret here.
         let environment = ProcessInfo.processInfo.environment
         let fileText = (try? String(contentsOfFile: configuration.file, encoding: .utf8)) ?? ""
-        let substituted = ConfigEnvironmentSubstitution.referencedNames(in: fileText).compactMap { environment[$0] }
+        let substituted = ConfigEnvironmentSubstitution.substitutedValues(in: fileText, environment: environment)
         let redactor = LogRedactor(secrets: configuration.secretValues + substituted)
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         let sink = makeSink(name: name, configuration: sinkConfiguration, httpClient: http)
