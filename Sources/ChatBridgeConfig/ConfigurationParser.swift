@@ -260,7 +260,7 @@ struct ConfigurationParser {
         let method = fields["method"].flatMap {
             readEnumText($0.value, path: "\(path).method", choices: HTTPSinkConfiguration.methods)
         }
-        let url = readRequiredString(fields, key: "url", path: path)
+        let url = readRequiredString(fields, key: "url", path: path, secret: true)
         if let url, let field = fields["url"] {
             positions["url"] = position(field.value)
             if !Self.hasFixedHTTPOrigin(url) {
@@ -282,7 +282,8 @@ struct ConfigurationParser {
         if let contentType, contentType.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
             reader.report("\(path).content_type must be one line", at: fields["content_type"]?.value.mark)
         }
-        let body = fields["body"].flatMap { reader.readString($0.value, path: "\(path).body") }
+        // The body may hold tokens (`${PUSHOVER_TOKEN}`): a secret, as the URL and headers.
+        let body = fields["body"].flatMap { reader.readString($0.value, path: "\(path).body", secret: true) }
         if let field = fields["body"] { positions["body"] = position(field.value) }
         let secrets = readSigningSecrets(fields, path: path)
         let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }

@@ -36,7 +36,7 @@ package enum ConfigurationSchema {
             },
             "store": {
               "type": "string",
-              "description": "The SQLite database, relative to the folder above config/. Created with its folder when missing.",
+              "description": "The store: a SQLite file (relative to the folder above config/; created with its folder when missing), or a postgres:// URL that several instances share.",
               "default": "state/chatbridge.sqlite"
             },
             "rules": {
@@ -102,6 +102,25 @@ package enum ConfigurationSchema {
             },
             "http": {
               "$ref": "#/$defs/http"
+            },
+            "instance": {
+              "type": "string",
+              "maxLength": 100,
+              "pattern": "^[^\\s]+$",
+              "description": "This process's name in logs and status, with a shared PostgreSQL store (default HOST-PID)."
+            },
+            "lease": {
+              "description": "How long a source stays with an instance that stopped renewing its lease (at least 1s).",
+              "default": "30s",
+              "anyOf": [
+                {
+                  "type": "string",
+                  "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$"
+                },
+                {
+                  "$ref": "#/$defs/substitution"
+                }
+              ]
             }
           },
           "$defs": {

@@ -128,19 +128,24 @@ extension ChatBridgeConfiguration {
     package static func loadChecked(
         path: String,
         environment: [String: String],
-        currentDirectory: String? = nil
+        currentDirectory: String? = nil,
+        secrets: SecretUse = .required
     ) throws(ConfigurationError) -> ChatBridgeConfiguration {
-        let configuration = try load(path: path, environment: environment, currentDirectory: currentDirectory)
+        let configuration = try load(
+            path: path, environment: environment, currentDirectory: currentDirectory, secrets: secrets)
         let problems = configuration.templateProblems()
         guard problems.isEmpty else { throw ConfigurationError(diagnostics: problems) }
         return configuration
     }
 
-    /// The problems of the http sinks' templates, by sink name.
+    /// The problems of the http sinks' templates, by sink name. A sink with a secret left
+    /// unresolved (a read-only command without the service's variables) is not checked:
+    /// its templates are placeholders, and it sends nothing.
     package func templateProblems() -> [ConfigurationDiagnostic] {
         var problems: [ConfigurationDiagnostic] = []
         for name in sinkNames {
             guard case .http(let http)? = sinks[name]?.kind else { continue }
+            if unresolvedSecrets.contains(where: { $0.hasPrefix("sinks.\(name).") }) { continue }
             func place(_ field: String) -> ConfigPosition {
                 http.positions[field] ?? ConfigPosition(file: file, line: 1, column: 1)
             }

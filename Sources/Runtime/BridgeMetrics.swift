@@ -86,6 +86,9 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         Name.suppressed: "Rule matches that sent nothing, by rule and reason.",
         Name.unipileRequests: "Answers of the Unipile API, by source and HTTP status.",
         Name.buildInfo: "The running chatbridge's version; always 1.",
+        LeaseName.leasesHeld: "Sources whose lease this instance holds now (a shared store).",
+        LeaseName.leasesLost: "Times this instance found a lease it held taken by another.",
+        LeaseName.claimed: "Deliveries this instance has claimed and not yet finished, by sink.",
     ]
 
     /// Buckets of the detection-to-delivery latency: a webhook answers within a second
@@ -114,11 +117,11 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
 
     // MARK: Metrics with their help
 
-    private func counter(_ name: String, _ labels: [(String, String)]) -> Prometheus.Counter {
+    func counter(_ name: String, _ labels: [(String, String)]) -> Prometheus.Counter {
         registry.makeCounter(descriptor: Self.descriptor(name), labels: labels)
     }
 
-    private func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
+    func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
         registry.makeGauge(descriptor: Self.descriptor(name), labels: labels)
     }
 

@@ -10,7 +10,7 @@ struct CLIShellTests {
     func completions(_ shell: String) async throws {
         let result = try await ChatBridgeCLI.run(["--generate-completion-script", shell], timeout: .seconds(15))
         #expect(result.exitStatus == 0, "\(result)")
-        for word in ["sinks", "rules", "--log-format", "--event"] {
+        for word in ["sinks", "rules", "log-format", "event"] {
             #expect(result.stdout.contains(word), "\(shell) completion lacks \(word)")
         }
     }

@@ -31,13 +31,20 @@ struct LogEnvironmentTests {
         for result in [json, text] { #expect(!result.stderr.contains("key_log_env_secret")) }
     }
 
-    @Test("CHATBRIDGE_LOG_LEVEL=critical silences the warnings; --log-level wins; a bad value exits 2")
+    static func levels(_ text: String) -> Set<String> {
+        Set(jsonLines(text).compactMap { $0["level"]?.stringValue })
+    }
+
+    @Test("CHATBRIDGE_LOG_LEVEL sets the level (debug shows debug lines, critical hides warnings); --log-level wins; a bad value exits 2")
     func level() async throws {
+        let debug = try await Self.workspace(["CHATBRIDGE_LOG_LEVEL": "debug", "CHATBRIDGE_LOG_FORMAT": "json"]).run(["run", "--once"])
+        #expect(Self.levels(debug.stderr).contains("debug"), "\(debug)")
         let quiet = try await Self.workspace(["CHATBRIDGE_LOG_LEVEL": "critical", "CHATBRIDGE_LOG_FORMAT": "json"]).run(["run", "--once"])
-        #expect(Self.jsonLines(quiet.stderr).isEmpty, "\(quiet)")
-        let loud = try await Self.workspace(["CHATBRIDGE_LOG_LEVEL": "critical", "CHATBRIDGE_LOG_FORMAT": "json"])
+        #expect(Self.levels(quiet.stderr).isDisjoint(with: ["debug", "info", "warning"]), "\(quiet)")
+        let flag = try await Self.workspace(["CHATBRIDGE_LOG_LEVEL": "debug", "CHATBRIDGE_LOG_FORMAT": "json"])
             .run(["run", "--once", "--log-level", "info"])
-        #expect(!Self.jsonLines(loud.stderr).isEmpty, "\(loud)")
+        let flagLevels = Self.levels(flag.stderr)
+        #expect(flagLevels.contains("info") && !flagLevels.contains("debug"), "\(flag)")
         let bad = try await Self.workspace(["CHATBRIDGE_LOG_LEVEL": "chatty"]).run(["run", "--once"])
         #expect(bad.exitStatus == 2)
         #expect(bad.stderr.contains("CHATBRIDGE_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical, not 'chatty'"))
