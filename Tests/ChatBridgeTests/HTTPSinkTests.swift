@@ -215,6 +215,30 @@ struct HTTPTemplateTests {
     }
 }
 
+extension HTTPTemplateTests {
+    @Test("read-only commands load an http sink whose variables are not set; run and rules check refuse it")
+    func unsetSecrets() throws {
+        let directory = TemporaryDirectory("http-sink-unset")
+        let path = directory.file("chatbridge.yaml")
+        try Data((sourcesYAML + """
+
+            sinks:
+              telegram:
+                type: http
+                url: https://api.telegram.org/bot${UNSET_BOT_TOKEN}/sendMessage
+                body: '{"chat_id": "${UNSET_CHAT_ID}", "text": "{{summary}}"}'
+            """).utf8).write(to: URL(fileURLWithPath: path))
+        let readOnly = try ChatBridgeConfiguration.loadChecked(path: path, environment: [:], secrets: .mayBeUnset)
+        #expect(readOnly.unresolvedSecrets.count == 2)
+        let error = #expect(throws: ConfigurationError.self) {
+            try ChatBridgeConfiguration.loadChecked(path: path, environment: [:])
+        }
+        let messages = error?.diagnostics.map(\.message) ?? []
+        #expect(messages.contains { $0.contains("environment variable UNSET_BOT_TOKEN is not set") })
+        #expect(messages.contains { $0.contains("environment variable UNSET_CHAT_ID is not set") })
+    }
+}
+
 @Suite("http sink: against a real receiver", .timeLimit(.minutes(1)))
 struct HTTPSinkDeliveryTests {
     @Test("method, templated URL and headers, body, signature, user agent")
