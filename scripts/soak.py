@@ -52,6 +52,7 @@ def parse_arguments():
     parser.add_argument("--no-reload", action="store_true", help="send no SIGHUP")
     parser.add_argument("--no-http-check", action="store_true", help="do not require /metrics and /healthz to answer")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (its path is printed)")
+    parser.add_argument("--metrics-out", default=None, help="also write the last /metrics answer to this file")
     return parser.parse_args()
 
 
@@ -435,7 +436,10 @@ def main():
     if metrics_text is not None:
         with open(os.path.join(folder, "metrics.txt"), "w") as file:
             file.write(metrics_text)
-        for metric in ["chatbridge_polls_total", "chatbridge_deliveries_total", "chatbridge_events_total",
+        if arguments.metrics_out:
+            with open(arguments.metrics_out, "w") as file:
+                file.write(metrics_text)
+        for metric in ["chatbridge_polls_total", "chatbridge_delivery_attempts_total", "chatbridge_events_total",
                        "chatbridge_deliveries_pending"]:
             if metric not in metrics_text:
                 failures.append(f"/metrics lacks {metric}")

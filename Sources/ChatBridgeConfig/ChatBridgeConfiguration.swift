@@ -205,6 +205,8 @@ package struct SinkConfiguration: Sendable, Hashable {
         case webhook(WebhookSinkConfiguration)
         /// `type: exec`: a local command.
         case exec(ExecSinkConfiguration)
+        /// `type: http`: any HTTP request, shaped by templates.
+        case http(HTTPSinkConfiguration)
     }
 
     /// The key under `sinks:`; what rules name in `send`.
@@ -216,12 +218,13 @@ package struct SinkConfiguration: Sendable, Hashable {
         self.kind = kind
     }
 
-    /// The `type:` word of the sink: `stdout`, `webhook` or `exec`.
+    /// The `type:` word of the sink: `stdout`, `webhook`, `exec` or `http`.
     package var typeName: String {
         switch kind {
         case .standardOutput: "stdout"
         case .webhook: "webhook"
         case .exec: "exec"
+        case .http: "http"
         }
     }
 }

@@ -45,6 +45,7 @@ struct ConfigurationParser {
     ]
     static let webhookKeys = ["type", "url", "format", "template", "secret", "secrets", "headers", "timeout"]
     static let execKeys = ["type", "command", "timeout", "env"]
+    static let httpSinkKeys = ["type", "method", "url", "headers", "content_type", "body", "secret", "secrets", "timeout"]
     static let standardOutputKeys = ["type"]
     static let deliveryKeys = ["max_attempts", "initial_backoff", "max_backoff", "concurrency"]
     static let httpKeys = ["listen"]
@@ -185,18 +186,18 @@ struct ConfigurationParser {
         let isStandardOutputName = name == SinkConfiguration.standardOutputName
         if reader.isNull(node) {
             if isStandardOutputName { return .standardOutput }
-            reader.report("\(path) needs a `type`: stdout, webhook or exec", at: keyMark)
+            reader.report("\(path) needs a `type`: stdout, webhook, exec or http", at: keyMark)
             return nil
         }
         // First learn the type, to know which keys belong; then check the keys.
         guard let fields = reader.mapping(node, path: path, allowedKeys: nil) else { return nil }
         let typeName: String?
         if let typeField = fields["type"] {
-            typeName = readEnumText(typeField.value, path: "\(path).type", choices: ["stdout", "webhook", "exec"])
+            typeName = readEnumText(typeField.value, path: "\(path).type", choices: ["stdout", "webhook", "exec", "http"])
         } else if isStandardOutputName {
             typeName = "stdout"
         } else {
-            reader.report("\(path) needs a `type`: stdout, webhook or exec", at: fields.mark)
+            reader.report("\(path) needs a `type`: stdout, webhook, exec or http", at: fields.mark)
             typeName = nil
         }
         guard let typeName else { return nil }
@@ -239,10 +240,75 @@ struct ConfigurationParser {
             return SinkConfiguration(name: name, kind: .exec(ExecSinkConfiguration(
                 command: command, timeout: timeout ?? .seconds(10), passedVariables: environment?.passed ?? [],
                 variables: environment?.values ?? [:])))
+        case "http":
+            return readHTTPSink(named: name, fields, path: path)
         default:
             reader.rejectUnknownKeys(fields, allowedKeys: Self.standardOutputKeys, in: "a stdout sink (it has no options)")
             return SinkConfiguration(name: name, kind: .standardOutput)
         }
+    }
+
+    /// A `type: http` sink. The templates are only read here; whether they parse and
+    /// whether a JSON body renders to JSON is checked by `loadChecked` (Formats).
+    private mutating func readHTTPSink(named name: String, _ fields: YAMLMapping, path: String) -> SinkConfiguration? {
+        reader.rejectUnknownKeys(fields, allowedKeys: Self.httpSinkKeys, in: "an http sink")
+        func position(_ node: Node?) -> ConfigPosition {
+            let mark = node?.mark ?? fields.mark
+            return ConfigPosition(file: reader.displayFile, line: mark?.line ?? 1, column: mark?.column ?? 1)
+        }
+        var positions: [String: ConfigPosition] = [:]
+        let method = fields["method"].flatMap {
+            readEnumText($0.value, path: "\(path).method", choices: HTTPSinkConfiguration.methods)
+        }
+        let url = readRequiredString(fields, key: "url", path: path, secret: true)
+        if let url, let field = fields["url"] {
+            positions["url"] = position(field.value)
+            if !Self.hasFixedHTTPOrigin(url) {
+                // Never echo the text: the URL often holds a token.
+                reader.report("\(path).url must start with http:// or https:// and a host written out (no {{...}} before the path)", at: field.value.mark)
+            }
+        }
+        var headers = fields["headers"].flatMap { readHeaders($0.value, path: "\(path).headers") } ?? [:]
+        if let headerFields = fields["headers"].flatMap({ $0.value.mapping }) {
+            for (key, value) in headerFields {
+                if let name = key.scalar?.string { positions["headers.\(name)"] = position(value) }
+            }
+        }
+        for name in headers.keys where name.lowercased() == "content-type" {
+            reader.report("\(path).headers: give the body's type with `content_type`, not a Content-Type header", at: fields["headers"]?.value.mark)
+            headers[name] = nil
+        }
+        let contentType = fields["content_type"].flatMap { reader.readNonEmptyString($0.value, path: "\(path).content_type", expected: "a media type such as application/json") }
+        if let contentType, contentType.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            reader.report("\(path).content_type must be one line", at: fields["content_type"]?.value.mark)
+        }
+        // The body may hold tokens (`${PUSHOVER_TOKEN}`): a secret, as the URL and headers.
+        let body = fields["body"].flatMap { reader.readString($0.value, path: "\(path).body", secret: true) }
+        if let field = fields["body"] { positions["body"] = position(field.value) }
+        let secrets = readSigningSecrets(fields, path: path)
+        let timeout = fields["timeout"].flatMap { readDuration($0.value, path: "\(path).timeout") }
+        guard let url else { return nil }
+        return SinkConfiguration(name: name, kind: .http(HTTPSinkConfiguration(
+            method: method ?? "POST",
+            url: Secret(url),
+            headers: headers,
+            contentType: contentType ?? "application/json",
+            body: body,
+            secrets: secrets.map(Secret.init),
+            timeout: timeout ?? .seconds(10),
+            positions: positions)))
+    }
+
+    /// `http(s)://HOST[:PORT]` written out before any template: the place a request goes
+    /// is the configuration's, never a chat's.
+    static func hasFixedHTTPOrigin(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        guard let schemeEnd = ["https://", "http://"].first(where: { lowered.hasPrefix($0) }) else { return false }
+        let rest = text.dropFirst(schemeEnd.count)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hasSpaceOrControl = text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0 == " " }
+        return !authority.isEmpty && !authority.contains("{") && !authority.contains("}") && !hasSpaceOrControl
+            && URL(string: schemeEnd + authority) != nil
     }
 
     private mutating func readDelivery(_ top: YAMLMapping) -> DeliveryConfiguration {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `${NAME}` substitution in configuration values.
 ///
 /// - `${NAME}` is the value of the environment variable `NAME`; when it is not set,
@@ -5,10 +7,15 @@
 /// - `${NAME:-default}` is `default` when `NAME` is unset or empty, as in a POSIX shell.
 /// - `$$` is a literal `$`; any other `$` is kept as written, so a password such as
 ///   `pa$word` needs no escaping.
+/// - `${file:/ABSOLUTE/PATH}` is the content of that file, one trailing line break
+///   removed: a secret kept in a file, such as a systemd credential
+///   (`LoadCredential=unipile-api-key:/etc/chatbridge/unipile-api-key` in the unit,
+///   `api_key: ${file:/run/credentials/chatbridge.service/unipile-api-key}` in the
+///   config). A file that cannot be read is a problem naming the path, never the content.
 ///
 /// Substitution is one pass: a variable's value is never scanned for `${` again, so a
 /// value cannot smuggle in a reference to another variable.
-enum ConfigEnvironmentSubstitution {
+package enum ConfigEnvironmentSubstitution {
     /// What went wrong in one `${...}`. The message names the variable, never a value.
     struct Problem: Sendable, Hashable {
         var message: String
@@ -21,8 +28,18 @@ enum ConfigEnvironmentSubstitution {
         var problems: [Problem]
     }
 
+    /// The most bytes a `${file:...}` may hold: secrets are short, and a path mistyped to a
+    /// large file must not be read whole.
+    static let maximumFileBytes = 64 << 10
+
     /// Replaces every `${...}` in `text`, or returns every problem found in it.
-    static func substitute(_ text: String, environment: [String: String]) -> Result<String, Failure> {
+    ///
+    /// - Parameter readFile: reads a `${file:PATH}` (the real file system unless a test
+    ///   says otherwise).
+    static func substitute(
+        _ text: String, environment: [String: String],
+        readFile: (String) -> Result<String, FileProblem> = readSecretFile
+    ) -> Result<String, Failure> {
         guard text.contains("$") else { return .success(text) }
         var output = ""
         var problems: [Problem] = []
@@ -52,6 +69,18 @@ enum ConfigEnvironmentSubstitution {
             }
             let body = String(String.UnicodeScalarView(scalars[(index + 2)..<close]))
             index = close + 1
+            if body.hasPrefix("file:") {
+                let path = String(body.dropFirst("file:".count))
+                guard path.hasPrefix("/") else {
+                    problems.append(Problem(message: "${file:PATH} needs an absolute path, such as ${file:/run/credentials/chatbridge.service/api-key}"))
+                    continue
+                }
+                switch readFile(path) {
+                case .success(let content): output += content
+                case .failure(let problem): problems.append(Problem(message: "${file:\(path)}: \(problem.reason)"))
+                }
+                continue
+            }
             let name: String
             let fallback: String?
             if let separator = body.firstRange(of: ":-") {
@@ -77,6 +106,63 @@ enum ConfigEnvironmentSubstitution {
             }
         }
         return problems.isEmpty ? .success(output) : .failure(Failure(problems: problems))
+    }
+
+    /// Why a `${file:...}` could not be read. Never holds any of the file's content.
+    struct FileProblem: Error, Sendable, Hashable {
+        var reason: String
+    }
+
+    /// The content of the file at `path` (UTF-8, at most ``maximumFileBytes``), with one
+    /// trailing `\n` or `\r\n` removed.
+    static func readSecretFile(_ path: String) -> Result<String, FileProblem> {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            return .failure(FileProblem(reason: "no such file"))
+        }
+        guard !isDirectory.boolValue else { return .failure(FileProblem(reason: "this is a folder, not a file")) }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            return .failure(FileProblem(reason: "the file cannot be read (check its permissions)"))
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maximumFileBytes + 1) ?? Data()
+        } catch {
+            return .failure(FileProblem(reason: "the file cannot be read (check its permissions)"))
+        }
+        guard data.count <= maximumFileBytes else {
+            return .failure(FileProblem(reason: "the file is larger than \(maximumFileBytes / 1024) KiB: not a secret"))
+        }
+        guard var text = String(data: data, encoding: .utf8) else {
+            return .failure(FileProblem(reason: "the file is not UTF-8 text"))
+        }
+        if text.hasSuffix("\r\n") { text.removeLast(1) } else if text.hasSuffix("\n") { text.removeLast() }
+        return .success(text)
+    }
+
+    /// The values `text` takes from outside: each `${NAME}`'s variable (when set) and
+    /// each `${file:PATH}`'s content (when readable), each once. `chatbridge sinks test`
+    /// treats them all as secrets: a token inside a URL or a body is not a configured
+    /// secret of its own, and a receiver may echo it.
+    package static func substitutedValues(in text: String, environment: [String: String]) -> [String] {
+        var values: [String] = []
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            rest = rest[start.upperBound...]
+            guard let close = rest.firstIndex(of: "}") else { break }
+            let body = String(rest[..<close])
+            var value: String?
+            if body.hasPrefix("file:") {
+                let path = String(body.dropFirst("file:".count))
+                if path.hasPrefix("/"), case .success(let content) = readSecretFile(path) { value = content }
+            } else {
+                let name = String(body.prefix { $0 != ":" })
+                if isVariableName(name) { value = environment[name] }
+            }
+            if let value, !value.isEmpty, !values.contains(value) { values.append(value) }
+        }
+        return values
     }
 
     /// `[A-Za-z_][A-Za-z0-9_]*`, the names a shell can export.

@@ -4,10 +4,12 @@ extension ChatBridgeConfiguration {
     /// Where `chatbridge init DIR` writes ``starterRuleYAML``, relative to DIR.
     package static let starterRuleRelativePath = "rules/linkedin-inmail-unread.yaml"
 
-    /// The commented configuration `chatbridge init` writes: one source whose API key
+    /// The commented configuration `chatbridge init` writes (its first line points
+    /// editors at ``ConfigurationSchema/configJSON``, written beside it): one source whose API key
     /// comes from `${UNIPILE_API_KEY}`, and every option with its default and what it does.
     /// It loads as it is once `UNIPILE_API_KEY` is set (a test makes sure of it).
     package static let starterConfigYAML = """
+        # yaml-language-server: $schema=../schema/chatbridge.schema.json
         # chatbridge configuration.
         #
         # Relative paths below (store, rules) are relative to the folder that holds this
@@ -65,6 +67,7 @@ extension ChatBridgeConfiguration {
     /// The example rule `chatbridge init` writes: the LinkedIn InMail rule of the rules
     /// documentation, sending to `stdout` so that it works before any sink is set up.
     package static let starterRuleYAML = """
+        # yaml-language-server: $schema=../schema/rule.schema.json
         # A rule: which events matter and where they go. Every *.yaml file in rules/ holds
         # one rule like this one, or a list of them under `rules:`.
 
@@ -85,6 +88,7 @@ extension ChatBridgeConfiguration {
     /// matches goes nowhere, so an expired API key or a disconnected account
     /// (`account.error`) would otherwise reach no one.
     package static let starterAccountRuleYAML = """
+        # yaml-language-server: $schema=../schema/rule.schema.json
         # The account needs a person: Unipile answered 401/403 (an expired API key, a
         # disconnected account), and later it works again. Once any rule exists, events
         # that no rule matches go nowhere: keep this rule so that these reach someone.

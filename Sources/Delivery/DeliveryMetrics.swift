@@ -7,4 +7,11 @@ import Store
 package protocol DeliveryMetrics: Sendable {
     /// One attempt at a row of `sink` ended with `result`.
     func recordDelivery(sink: String, result: DeliveryAttemptResult)
+
+    /// A delivery of `sink` succeeded `seconds` after its event was detected.
+    func recordDeliveryLatency(sink: String, seconds: Double)
+}
+
+extension DeliveryMetrics {
+    package func recordDeliveryLatency(sink: String, seconds: Double) {}
 }

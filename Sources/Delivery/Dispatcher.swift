@@ -98,7 +98,7 @@ package final class Dispatcher: Sendable {
     ///     another process are picked up.
     ///   - now: the clock.
     ///   - random: the jitter of the retry schedule.
-    ///   - metrics: counts every outcome (`chatbridge_deliveries_total`); attempts cut
+    ///   - metrics: counts every outcome (`chatbridge_delivery_attempts_total`); attempts cut
     ///     short are not outcomes.
     package init(
         queue: any DeliveryQueue,
@@ -396,6 +396,9 @@ package final class Dispatcher: Sendable {
         case .delivered(let status):
             logger.debug("delivered", metadata: status.map { ["status": .stringConvertible($0)] } ?? [:])
             result = .delivered(status: status)
+            if let detected = event["occurred_at"]?.stringValue.flatMap(Timestamp.parseISO8601) {
+                metrics?.recordDeliveryLatency(sink: row.sink, seconds: now().timeIntervalSince(detected))
+            }
         case .dead(let status, let error):
             logger.error("delivery dead: \(Self.logged(error))")
             result = .dead(status: status, error: error)

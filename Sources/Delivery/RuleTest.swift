@@ -66,6 +66,9 @@ package struct SinkPreview: Sendable, Hashable {
         case webhook(format: String, body: JSONValue)
         /// `exec`: the argument vector after templating, and standard input.
         case exec(argv: [String], stdin: JSONValue)
+        /// `http`: the method, content type and body size, or why the event has no
+        /// request. Not the URL, headers or body: any of them may hold a token.
+        case http(method: String, contentType: String?, bodyBytes: Int?, error: String?)
         /// A sink named in `send` that the configuration does not have (only when the
         /// rules were checked against other sinks).
         case unknownSink
@@ -88,6 +91,12 @@ package struct SinkPreview: Sendable, Hashable {
             object["type"] = .string("exec")
             object["argv"] = .array(argv.map(JSONValue.string))
             object["stdin"] = stdin
+        case .http(let method, let contentType, let bodyBytes, let error):
+            object["type"] = .string("http")
+            object["method"] = .string(method)
+            if let contentType { object["content_type"] = .string(contentType) }
+            if let bodyBytes { object["body_bytes"] = .int(Int64(bodyBytes)) }
+            if let error { object["error"] = .string(error) }
         case .unknownSink:
             object["type"] = .null
             object["error"] = .string("no sink of this name is configured")
@@ -175,6 +184,19 @@ extension RuleSet {
                 text = DeliverySummary.text(for: delivered)
             }
             return SinkPreview(sink: name, content: .webhook(format: format.rawValue, body: format.bodyValue(event: delivered, text: text)))
+        case .http(let http):
+            do {
+                switch try HTTPRequestTemplate(http).render(delivered) {
+                case .success(let request):
+                    return SinkPreview(sink: name, content: .http(
+                        method: request.method, contentType: request.contentType, bodyBytes: request.body.count, error: nil))
+                case .failure(let failure):
+                    return SinkPreview(sink: name, content: .http(
+                        method: http.method, contentType: nil, bodyBytes: nil, error: "\(failure)"))
+                }
+            } catch {
+                return SinkPreview(sink: name, content: .http(method: http.method, contentType: nil, bodyBytes: nil, error: "\(error)"))
+            }
         case .exec(let exec):
             let argv: [String]
             switch exec.command {

@@ -50,6 +50,12 @@ package func makeSink(
             headers: webhook.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) },
             timeout: webhook.timeout,
             httpClient: httpClient)
+    case .http(let http):
+        do {
+            return try HTTPSink(name: name, configuration: http, httpClient: httpClient)
+        } catch {
+            return MisconfiguredSink(reason: "sink \(name): \(error)")
+        }
     case .exec(let exec):
         let environment = ExecEnvironment.sealed(from: environment, for: exec)
         switch exec.command {

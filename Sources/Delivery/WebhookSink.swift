@@ -44,10 +44,6 @@ package struct WebhookSink: DeliverySink {
     package let userAgent: String
     private let now: @Sendable () -> Date
 
-    /// The most of a 2xx body that is read (then dropped); a receiver that streams more
-    /// has its connection closed instead.
-    static let successBodyLimit = 64 << 10
-
     /// Names whose value the sink sets itself; a configured header of the same name is
     /// ignored (a signature must match the body sent).
     static let reservedHeaderNames: Set<String> = [
@@ -89,6 +85,11 @@ package struct WebhookSink: DeliverySink {
     }
 
     package func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
+        await attempt(request).outcome
+    }
+
+    /// One attempt, with what was sent and what came back (`chatbridge sinks test`).
+    package func attempt(_ request: DeliveryRequest) async -> HTTPAttempt {
         let body = body(for: request)
         var httpRequest = HTTPClientRequest(url: url.value)
         httpRequest.method = .POST
@@ -103,73 +104,10 @@ package struct WebhookSink: DeliverySink {
         }
         httpRequest.body = .bytes(ByteBuffer(bytes: body))
 
-        let timeout = timeout
-        let finishedRequest = httpRequest
-        do {
-            guard let response = try await withTimeout(timeout, { try await self.exchange(finishedRequest) }) else {
-                throw TimedOut()
-            }
-            return HTTPOutcome.classify(
-                status: response.status, location: response.location, retryAfter: response.retryAfter,
-                body: response.body, sink: name, now: now())
-        } catch {
-            return HTTPOutcome.failure(describe(error), sink: name)
-        }
+        let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now).send(httpRequest)
+        let summary = HTTPAttempt.RequestSummary(
+            method: "POST", url: url.value, headerNames: httpRequest.headers.map(\.name),
+            contentType: "application/json", bodyBytes: body.count)
+        return HTTPAttempt(request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [])
     }
-
-    // MARK: One exchange
-
-    private struct Exchange: Sendable {
-        var status: Int
-        var location: String?
-        var retryAfter: String?
-        var body: [UInt8]
-    }
-
-    private struct TimedOut: Error {}
-
-    private func exchange(_ request: HTTPClientRequest) async throws -> Exchange {
-        let response = try await httpClient.execute(request, deadline: .now() + .nanoseconds(timeout.clampedNanoseconds))
-        let status = Int(response.status.code)
-        let limit = (200..<300).contains(status) ? Self.successBodyLimit : HTTPOutcome.keptBodyBytes
-        var body: [UInt8] = []
-        do {
-            for try await chunk in response.body {
-                let room = limit - body.count
-                chunk.withUnsafeReadableBytes { body.append(contentsOf: $0.prefix(room)) }
-                if body.count >= limit { break }
-            }
-        } catch where !(error is CancellationError) && !Task.isCancelled {
-            // The status says what happened; a body cut short must not hide it.
-        }
-        return Exchange(
-            status: status,
-            location: response.headers.first(name: "Location"),
-            retryAfter: response.headers.first(name: "Retry-After"),
-            body: (200..<300).contains(status) ? [] : body)
-    }
-
-    /// A failure in words that never contain the URL (nor its host or path).
-    private func describe(_ error: any Error) -> String {
-        if error is TimedOut { return "timed out after \(timeout.secondsText)" }
-        if error is CancellationError || Task.isCancelled { return "cancelled" }
-        if let error = error as? HTTPClientError {
-            if error == .deadlineExceeded || error == .readTimeout || error == .writeTimeout {
-                return "timed out after \(timeout.secondsText)"
-            }
-            if error == .connectTimeout { return "timed out connecting" }
-            if error == .tlsHandshakeTimeout { return "timed out in the TLS handshake" }
-            if error == .remoteConnectionClosed { return "the receiver closed the connection" }
-            if error == .cancelled { return "cancelled" }
-            if error == .invalidURL || error == .emptyHost || error == .emptyScheme {
-                return "the configured URL is not a valid http(s) URL"
-            }
-        }
-        // The whole URL is a secret (incoming-webhook URLs carry their credentials, and
-        // its host says whom a bridge notifies): the sink's name says which receiver.
-        if let text = TransportFailure.describe(error, endpoint: "the receiver") { return text }
-        // The type's name only: a description can hold the host, the path or the query.
-        return "request failed (\(type(of: error)))"
-    }
-
 }

@@ -54,9 +54,13 @@ package struct DeliveryTemplate: Sendable, CustomStringConvertible {
     ///
     /// - Parameter extras: names added to the context when the event has no member of the
     ///   same name (`summary` is always added this way).
-    package func render(_ event: JSONValue, extras: [String: String] = [:]) -> String {
+    ///   - place: where the text lands, which says how every value is escaped before it
+    ///     is inserted (``TemplatePlace``); plain text (no escaping) unless said otherwise.
+    ///     Outside plain text, the context also holds `json`: `{{json.chat.name}}` is the
+    ///     value written as JSON (`"Jane \"JJ\" Doe"`, `3`, `null`, an object).
+    package func render(_ event: JSONValue, extras: [String: String] = [:], place: TemplatePlace = .text) -> String {
         var context: [String: Any]
-        if case .object = event, let dictionary = MustacheJSON.value(event) as? [String: Any] {
+        if case .object = event, let dictionary = MustacheJSON.value(event, place: place) as? [String: Any] {
             context = dictionary
         } else {
             context = [:]
@@ -64,7 +68,12 @@ package struct DeliveryTemplate: Sendable, CustomStringConvertible {
         var extras = extras
         if extras["summary"] == nil { extras["summary"] = DeliverySummary.text(for: event) }
         for (key, value) in extras where context[key] == nil {
-            context[key] = value
+            context[key] = place.escaped(value)
+        }
+        if place != .text, context["json"] == nil {
+            var whole = event.objectValue ?? JSONObject()
+            for (key, value) in extras where whole[key] == nil { whole[key] = .string(value) }
+            context["json"] = MustacheJSONText(value: .object(whole), place: place)
         }
         return template.render(context)
     }
@@ -114,22 +123,46 @@ package struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible
 /// The event JSON as the values swift-mustache walks: dictionaries, arrays, strings,
 /// numbers, booleans; `null` as `NSNull` (which it treats as absent, and which stops a
 /// name from being looked up in outer sections).
+///
+/// Strings are escaped for `place` here, before any template sees them, so that `{{x}}`
+/// and `{{{x}}}` both insert an escaped value: no tag can bypass the escaping.
 enum MustacheJSON {
-    static func value(_ json: JSONValue) -> Any {
+    static func value(_ json: JSONValue, place: TemplatePlace = .text) -> Any {
         switch json {
         case .null: return NSNull()
         case .bool(let b): return b
         case .int(let i): return Int(i)
         case .double(let d): return d
-        case .string(let s): return s
-        case .array(let items): return items.map(value)
+        case .string(let s): return place.escaped(s)
+        case .array(let items): return items.map { value($0, place: place) }
         case .object(let object):
             var dictionary: [String: Any] = [:]
             dictionary.reserveCapacity(object.count)
-            for member in object { dictionary[member.key] = value(member.value) }
+            for member in object { dictionary[member.key] = value(member.value, place: place) }
             return dictionary
         }
     }
+}
+
+/// `json` in a template's context: walks like the event (`json.chat.name`) and renders
+/// the value it reaches as compact JSON, escaped for its place (as is in a JSON body,
+/// where it already is JSON).
+struct MustacheJSONText: MustacheParent, MustacheCustomRenderable {
+    let value: JSONValue
+    let place: TemplatePlace
+
+    /// A member the value does not have is `null`: in JSON, what is missing is null, and
+    /// a body that names `json.chat` stays valid JSON for an event without a chat.
+    func child(named name: String) -> Any? {
+        MustacheJSONText(value: value[name] ?? .null, place: place)
+    }
+
+    var renderText: String {
+        let text = value.compactString
+        return place == .jsonString ? text : place.escaped(text)
+    }
+
+    var isNull: Bool { false }
 }
 
 /// The default one-line text of an event, used when neither the rule nor the sink has a

@@ -1,6 +1,7 @@
 import Foundation
 import ChatBridgeConfig
 import ChatBridgeCore
+import Formats
 
 extension RuleSet {
     /// What `chatbridge rules check` reports: every problem of the configuration file and
@@ -29,7 +30,7 @@ extension RuleSet {
     ) -> [ConfigurationDiagnostic] {
         let workingDirectory = currentDirectory ?? FileManager.default.currentDirectoryPath
         do {
-            let configuration = try ChatBridgeConfiguration.load(
+            let configuration = try ChatBridgeConfiguration.loadChecked(
                 path: configPath, environment: environment, currentDirectory: workingDirectory, secrets: secrets)
             return loadCollectingProblems(
                 path: configuration.rulesPath,

@@ -14,20 +14,20 @@ extension BridgeMetrics {
 
     /// Sets the lease and claim gauges from the store (on every scrape and refresh).
     func updateLeaseGauges(_ leasing: any SourceLeasing) async throws {
-        CoreMetrics.Gauge(label: LeaseName.leasesHeld, factory: factory).record(leasing.heldSources.count)
+        gauge(LeaseName.leasesHeld, []).record(Int64(leasing.heldSources.count))
         let claimed = try await leasing.claimedDeliveries()
         for (sink, count) in claimed {
-            CoreMetrics.Gauge(label: LeaseName.claimed, dimensions: [("sink", sink)], factory: factory).record(count)
+            gauge(LeaseName.claimed, [("sink", sink)]).record(Int64(count))
         }
         for sink in claimedSinks.withLock({ seen in defer { seen.formUnion(claimed.keys) }; return seen })
         where claimed[sink] == nil {
-            CoreMetrics.Gauge(label: LeaseName.claimed, dimensions: [("sink", sink)], factory: factory).record(0)
+            gauge(LeaseName.claimed, [("sink", sink)]).record(Int64(0))
         }
     }
 
     /// Counts leases this instance lost.
     package func recordLeasesLost(_ count: Int) {
         guard count > 0 else { return }
-        CoreMetrics.Counter(label: LeaseName.leasesLost, factory: factory).increment(by: count)
+        counter(LeaseName.leasesLost, []).increment(by: Int64(count))
     }
 }

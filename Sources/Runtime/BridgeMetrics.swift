@@ -2,6 +2,7 @@ import Metrics
 import Foundation
 import Prometheus
 import Synchronization
+import ChatBridgeCore
 import Delivery
 import Store
 import StoreSQLite
@@ -15,11 +16,19 @@ import StoreSQLite
 /// | `chatbridge_polls_total` | counter | `source`, `outcome` (`complete`, `failed`) |
 /// | `chatbridge_poll_duration_seconds` | histogram | `source` |
 /// | `chatbridge_chats` | gauge | `source`: chats in the last complete poll |
-/// | `chatbridge_events_total` | counter | `kind`: change kinds; the type for `account.*` events |
-/// | `chatbridge_deliveries_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead`) |
+/// | `chatbridge_events_total` | counter | `source`, `type`: each event stored, once |
+/// | `chatbridge_event_kinds_total` | counter | `kind`: the change kinds of those events |
+/// | `chatbridge_delivery_attempts_total` | counter | `sink`, `outcome` (`delivered`, `retry`, `dead`): attempts, not deliveries |
+/// | `chatbridge_delivery_latency_seconds` | histogram | `sink`: from detection to a successful delivery |
 /// | `chatbridge_deliveries_pending` | gauge | `sink`: pending rows in the outbox |
 /// | `chatbridge_deliveries_dead` | gauge | `sink`: dead rows still stored |
 /// | `chatbridge_last_successful_poll_timestamp_seconds` | gauge | `source` |
+/// | `chatbridge_matches_suppressed_total` | counter | `rule`, `reason` |
+/// | `chatbridge_unipile_requests_total` | counter | `source`, `status`: answers of the API by HTTP status |
+/// | `chatbridge_build_info` | gauge | `version`: always 1 |
+///
+/// Every metric carries its `# HELP` line (``help``), so that `promtool check metrics`
+/// finds nothing to say.
 ///
 /// The poller and the dispatcher record as things happen, once per poll and once per
 /// attempt (never once per chat); the two outbox gauges and the last-success times are
@@ -51,12 +60,43 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         package static let pollDuration = "chatbridge_poll_duration_seconds"
         package static let chats = "chatbridge_chats"
         package static let events = "chatbridge_events_total"
-        package static let deliveries = "chatbridge_deliveries_total"
+        package static let eventKinds = "chatbridge_event_kinds_total"
+        package static let deliveries = "chatbridge_delivery_attempts_total"
+        package static let deliveryLatency = "chatbridge_delivery_latency_seconds"
+        package static let unipileRequests = "chatbridge_unipile_requests_total"
+        package static let buildInfo = "chatbridge_build_info"
         package static let deliveriesPending = "chatbridge_deliveries_pending"
         package static let deliveriesDead = "chatbridge_deliveries_dead"
         package static let lastSuccessfulPoll = "chatbridge_last_successful_poll_timestamp_seconds"
         package static let suppressed = "chatbridge_matches_suppressed_total"
     }
+
+    /// The `# HELP` text of each metric.
+    package static let help: [String: String] = [
+        Name.polls: "Polls of a source, by outcome (complete or failed).",
+        Name.pollDuration: "Time from the first request of a poll to its end.",
+        Name.chats: "Chats in the last complete poll of a source.",
+        Name.events: "Events stored, each once, by source and type.",
+        Name.eventKinds: "Change kinds of the events stored.",
+        Name.deliveries: "Delivery attempts, by sink and outcome (delivered, retry, dead).",
+        Name.deliveryLatency: "Time from an event's detection to its successful delivery, by sink.",
+        Name.deliveriesPending: "Deliveries waiting in the outbox, by sink.",
+        Name.deliveriesDead: "Dead deliveries still stored, by sink.",
+        Name.lastSuccessfulPoll: "When the last complete poll of a source ended (Unix time).",
+        Name.suppressed: "Rule matches that sent nothing, by rule and reason.",
+        Name.unipileRequests: "Answers of the Unipile API, by source and HTTP status.",
+        Name.buildInfo: "The running chatbridge's version; always 1.",
+        LeaseName.leasesHeld: "Sources whose lease this instance holds now (a shared store).",
+        LeaseName.leasesLost: "Times this instance found a lease it held taken by another.",
+        LeaseName.claimed: "Deliveries this instance has claimed and not yet finished, by sink.",
+    ]
+
+    /// Buckets of the detection-to-delivery latency: a webhook answers within a second
+    /// or two; retries, digests and quiet hours stretch it to hours.
+    static let deliveryLatencyBuckets: [Duration] = [
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+        .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600),
+    ]
 
     /// Buckets of the poll duration: a poll of a small workspace takes well under a
     /// second, one of 100k chats at 250 a page and 5 requests a second about 80 s.
@@ -72,6 +112,25 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[Name.pollDuration] = Self.pollDurationBuckets
         self.factory = factory
+        gauge(Name.buildInfo, [("version", ChatBridgeVersion.current)]).set(Int64(1))
+    }
+
+    // MARK: Metrics with their help
+
+    func counter(_ name: String, _ labels: [(String, String)]) -> Prometheus.Counter {
+        registry.makeCounter(descriptor: Self.descriptor(name), labels: labels)
+    }
+
+    func gauge(_ name: String, _ labels: [(String, String)]) -> Prometheus.Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name), labels: labels)
+    }
+
+    private func histogram(_ name: String, _ labels: [(String, String)], buckets: [Duration]) -> DurationHistogram {
+        registry.makeDurationHistogram(descriptor: Self.descriptor(name), labels: labels, buckets: buckets)
+    }
+
+    private static func descriptor(_ name: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help[name] ?? "")
     }
 
     // MARK: Polls
@@ -83,44 +142,47 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
     ///   - kindCounts: the events it stored, by kind (``PollApplication/kindCounts``).
     ///   - finishedAt: when it finished: the last successful poll time.
     package func recordCompletePoll(
-        source: String, duration: Duration, chats: Int, kindCounts: [String: Int], finishedAt: Date = Date()
+        source: String, duration: Duration, chats: Int, kindCounts: [String: Int], typeCounts: [String: Int] = [:],
+        finishedAt: Date = Date()
     ) {
-        CoreMetrics.Counter(label: Name.polls, dimensions: [("source", source), ("outcome", "complete")], factory: factory)
-            .increment()
+        counter(Name.polls, [("source", source), ("outcome", "complete")]).increment()
         recordDuration(source: source, duration)
-        CoreMetrics.Gauge(label: Name.chats, dimensions: [("source", source)], factory: factory).record(chats)
-        CoreMetrics.Gauge(label: Name.lastSuccessfulPoll, dimensions: [("source", source)], factory: factory)
-            .record(finishedAt.timeIntervalSince1970)
-        recordEvents(kindCounts)
+        gauge(Name.chats, [("source", source)]).record(Int64(chats))
+        gauge(Name.lastSuccessfulPoll, [("source", source)]).set(finishedAt.timeIntervalSince1970)
+        recordEvents(source: source, typeCounts: typeCounts, kindCounts: kindCounts)
     }
 
     /// A poll that was abandoned (an API error, a timeout, a store error, shutdown).
     package func recordFailedPoll(source: String, duration: Duration) {
-        CoreMetrics.Counter(label: Name.polls, dimensions: [("source", source), ("outcome", "failed")], factory: factory)
-            .increment()
+        counter(Name.polls, [("source", source), ("outcome", "failed")]).increment()
         recordDuration(source: source, duration)
     }
 
     /// Matches that sent nothing because their rule was throttled for the chat.
     package func recordSuppressed(_ suppressions: [PollApplication.Suppression]) {
         for suppression in suppressions {
-            CoreMetrics.Counter(
-                label: Name.suppressed, dimensions: [("rule", suppression.rule), ("reason", "throttle")],
-                factory: factory
-            ).increment()
+            counter(Name.suppressed, [("rule", suppression.rule), ("reason", "throttle")]).increment()
         }
     }
 
-    /// Events stored, by kind (the `account.error` a failed poll may store, too).
-    package func recordEvents(_ kindCounts: [String: Int]) {
-        for (kind, count) in kindCounts where count > 0 {
-            CoreMetrics.Counter(label: Name.events, dimensions: [("kind", kind)], factory: factory)
-                .increment(by: count)
+    /// Events stored by `source` (the `account.error` a failed poll may store, too): each
+    /// once by type, and their change kinds.
+    package func recordEvents(source: String, typeCounts: [String: Int], kindCounts: [String: Int]) {
+        for (type, count) in typeCounts where count > 0 {
+            counter(Name.events, [("source", source), ("type", type)]).increment(by: Int64(count))
         }
+        for (kind, count) in kindCounts where count > 0 {
+            counter(Name.eventKinds, [("kind", kind)]).increment(by: Int64(count))
+        }
+    }
+
+    /// One answer of the Unipile API to `source`'s poll.
+    package func recordUnipileResponse(source: String, status: Int) {
+        counter(Name.unipileRequests, [("source", source), ("status", String(status))]).increment()
     }
 
     private func recordDuration(source: String, _ duration: Duration) {
-        CoreMetrics.Timer(label: Name.pollDuration, dimensions: [("source", source)], factory: factory)
+        histogram(Name.pollDuration, [("source", source)], buckets: Self.pollDurationBuckets)
             .recordNanoseconds(duration.clampedNanoseconds)
     }
 
@@ -133,8 +195,13 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         case .retry: "retry"
         case .dead: "dead"
         }
-        CoreMetrics.Counter(label: Name.deliveries, dimensions: [("sink", sink), ("outcome", outcome)], factory: factory)
-            .increment()
+        counter(Name.deliveries, [("sink", sink), ("outcome", outcome)]).increment()
+    }
+
+    /// A successful delivery of `sink`, `seconds` after its event was detected.
+    package func recordDeliveryLatency(sink: String, seconds: Double) {
+        histogram(Name.deliveryLatency, [("sink", sink)], buckets: Self.deliveryLatencyBuckets)
+            .recordNanoseconds(Int64(max(0, min(seconds, 1e9)) * 1e9))
     }
 
     /// Sets the outbox gauges from the store's counts.
@@ -145,10 +212,8 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         }
         for sink in sinks {
             let entry = counts[sink] ?? SinkDeliveryCounts()
-            CoreMetrics.Gauge(label: Name.deliveriesPending, dimensions: [("sink", sink)], factory: factory)
-                .record(entry.pending)
-            CoreMetrics.Gauge(label: Name.deliveriesDead, dimensions: [("sink", sink)], factory: factory)
-                .record(entry.dead)
+            gauge(Name.deliveriesPending, [("sink", sink)]).record(Int64(entry.pending))
+            gauge(Name.deliveriesDead, [("sink", sink)]).record(Int64(entry.dead))
         }
     }
 
@@ -156,8 +221,7 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
     package func updateLastSuccessfulPolls(_ records: [SourceRecord]) {
         for record in records {
             guard let success = record.lastSuccessAt else { continue }
-            CoreMetrics.Gauge(label: Name.lastSuccessfulPoll, dimensions: [("source", record.name)], factory: factory)
-                .record(success.timeIntervalSince1970)
+            gauge(Name.lastSuccessfulPoll, [("source", record.name)]).set(success.timeIntervalSince1970)
         }
     }
 

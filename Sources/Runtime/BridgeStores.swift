@@ -35,6 +35,7 @@ package enum BridgeStores {
             switch sink.kind {
             case .webhook(let webhook): webhook.timeout
             case .exec(let exec): exec.timeout
+            case .http(let http): http.timeout
             case .standardOutput: nil
             }
         }.max() ?? .seconds(10)

@@ -10,6 +10,11 @@ extension ChatBridgeConfiguration {
                 values.append(contentsOf: webhook.secrets.map(\.value))
                 values.append(contentsOf: webhook.headers.values.map(\.value))
             }
+            if case .http(let http) = sink.kind {
+                values.append(http.url.value)
+                values.append(contentsOf: http.secrets.map(\.value))
+                values.append(contentsOf: http.headers.values.map(\.value))
+            }
         }
         if let password = postgresStore?.password { values.append(password.value) }
         return values

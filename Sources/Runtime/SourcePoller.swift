@@ -47,6 +47,11 @@ package actor SourcePoller {
         logger: Logger, metrics: BridgeMetrics? = nil, clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.configuration = configuration
+        var client = client
+        if let metrics {
+            let source = configuration.name
+            client.responseObserver = { status in metrics.recordUnipileResponse(source: source, status: status) }
+        }
         self.client = client
         self.store = store
         self.emitBaseline = emitBaseline
@@ -176,7 +181,7 @@ package actor SourcePoller {
         }
         metrics?.recordCompletePoll(
             source: poll.source, duration: .seconds(exactly: elapsed), chats: chats,
-            kindCounts: applied.kindCounts, finishedAt: poll.finishedAt)
+            kindCounts: applied.changeKindCounts, typeCounts: applied.typeCounts, finishedAt: poll.finishedAt)
         metrics?.recordSuppressed(applied.suppressed)
     }
 
@@ -206,7 +211,8 @@ package actor SourcePoller {
         let recorded = await Task { try await store.recordFailedPoll(failed, router: router) }.result
         switch recorded {
         case .success(let applied):
-            metrics?.recordEvents(applied.kindCounts)  // the account.error of an outage
+            // The account.error of an outage.
+            metrics?.recordEvents(source: configuration.name, typeCounts: applied.typeCounts, kindCounts: applied.changeKindCounts)
             if applied.eventCount > 0 {
                 logger.error("account needs attention: \(reason)")
             } else if Self.isStop(error) {

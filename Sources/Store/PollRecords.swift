@@ -130,6 +130,10 @@ package struct PollApplication: Sendable, Hashable {
     /// Events stored, by kind (and by type for `account.*`), for metrics and logs.
     package var eventCount: Int = 0
     package var kindCounts: [String: Int] = [:]
+    /// Events stored, by type (`chat.changed`, `account.error`...): each event once.
+    package var typeCounts: [String: Int] = [:]
+    /// Change kinds of the events stored (`unread.increased`...), kinds only.
+    package var changeKindCounts: [String: Int] = [:]
     /// Outbox rows written.
     package var deliveryCount: Int = 0
     /// Chat rows written (inserted, updated or deleted).
@@ -160,6 +164,8 @@ package struct PollApplication: Sendable, Hashable {
     /// Counts a stored event (by each of its kinds, or by its type when it has none).
     package mutating func count(_ event: Event) {
         eventCount += 1
+        typeCounts[event.type.rawValue, default: 0] += 1
+        for kind in event.kinds { changeKindCounts[kind.rawValue, default: 0] += 1 }
         if event.kinds.isEmpty { kindCounts[event.type.rawValue, default: 0] += 1 }
         for kind in event.kinds { kindCounts[kind.rawValue, default: 0] += 1 }
     }

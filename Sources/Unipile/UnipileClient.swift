@@ -56,6 +56,8 @@ package struct UnipileClient: Sendable {
     package let userAgent: String
     package var maxPageBytes: Int
     package var maxPages: Int
+    /// Told the HTTP status of every answer (`chatbridge_unipile_requests_total`).
+    package var responseObserver: (@Sendable (_ status: Int) -> Void)?
 
     /// A client with its own pacer; copies of it share that pacer.
     package init(
@@ -254,6 +256,7 @@ package struct UnipileClient: Sendable {
     private func exchange(_ request: HTTPClientRequest) async throws -> PageResponse {
         let response = try await httpClient.execute(request, timeout: .nanoseconds(requestTimeout.clampedNanoseconds))
         let status = Int(response.status.code)
+        responseObserver?(status)
         if (200..<300).contains(status) {
             return .page(try await Self.readBody(of: response, limit: maxPageBytes, truncating: false))
         }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ChatBridgeConfig
 import ChatBridgeCore
+import Formats
 import Runtime
 
 @main
@@ -18,7 +19,7 @@ struct ChatBridgeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, InitCommand.self, DemoCommand.self, SimulateCommand.self, RulesCommand.self,
             EvalCommand.self, ChatsCommand.self, EventsCommand.self, DeliveriesCommand.self, ReplayCommand.self,
-            StatusCommand.self, ExplainCommand.self, StoreCommand.self,
+            StatusCommand.self, ExplainCommand.self, StoreCommand.self, SinksCommand.self,
         ]
     )
 
@@ -72,7 +73,7 @@ struct ConfigOptions: ParsableArguments {
     ///   `chatbridge status` works in a shell without the service's `EnvironmentFile`.
     func load(secrets: ChatBridgeConfiguration.SecretUse = .required) throws -> ChatBridgeConfiguration {
         do {
-            return try ChatBridgeConfiguration.load(
+            return try ChatBridgeConfiguration.loadChecked(
                 path: path, environment: ProcessInfo.processInfo.environment, secrets: secrets)
         } catch {
             printError("\(error)")
@@ -83,17 +84,37 @@ struct ConfigOptions: ParsableArguments {
 
 /// Options of commands that log.
 struct LogOptions: ParsableArguments {
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: LogLevelArgument = .info
+    @Option(name: .long, help: ArgumentHelp(
+        "trace, debug, info, notice, warning, error or critical (default: $CHATBRIDGE_LOG_LEVEL, else info).",
+        valueName: "LEVEL"))
+    var logLevel: LogLevelArgument?
 
-    @Option(name: .long, help: "text or json.")
-    var logFormat: LogFormatArgument = .text
+    @Option(name: .long, help: ArgumentHelp(
+        "text or json (default: $CHATBRIDGE_LOG_FORMAT, else text).", valueName: "FORMAT"))
+    var logFormat: LogFormatArgument?
+
+    /// The level and format: the flags, else `CHATBRIDGE_LOG_LEVEL` and
+    /// `CHATBRIDGE_LOG_FORMAT`, else info and text. A variable with another value is a
+    /// usage error (exit 2) rather than a silent default.
+    func resolved(environment: [String: String]) throws -> (level: Logger.Level, format: LogFormat) {
+        func fromEnvironment<Value: RawRepresentable & CaseIterable>(_ name: String, as: Value.Type) throws -> Value?
+        where Value.RawValue == String {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = Value(rawValue: text.lowercased()) else {
+                printError("\(name) must be one of \(Value.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+                throw ExitCode(2)
+            }
+            return value
+        }
+        let level = try logLevel ?? fromEnvironment("CHATBRIDGE_LOG_LEVEL", as: LogLevelArgument.self) ?? .info
+        let format = try logFormat ?? fromEnvironment("CHATBRIDGE_LOG_FORMAT", as: LogFormatArgument.self) ?? .text
+        return (level.level, format.format)
+    }
 
     /// Sends swift-log to standard error, hiding `secrets` wherever they appear.
-    func bootstrap(secrets: [String] = []) -> LogRedactor {
+    func bootstrap(secrets: [String] = []) throws -> LogRedactor {
         let redactor = LogRedactor(secrets: secrets)
-        let level = logLevel.level
-        let format = logFormat.format
+        let (level, format) = try resolved(environment: ProcessInfo.processInfo.environment)
         DiagnosticOutput.use(format)
         LoggingBootstrap.once {
             LoggingSystem.bootstrap { label in

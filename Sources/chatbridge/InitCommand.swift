@@ -8,9 +8,11 @@ struct InitCommand: ParsableCommand {
         abstract: "Write a commented starter config and an example rule.",
         discussion: """
             Writes DIR/config/chatbridge.yaml (API key from ${UNIPILE_API_KEY}), \
-            DIR/rules/linkedin-inmail-unread.yaml and DIR/rules/account-problems.yaml \
+            DIR/rules/linkedin-inmail-unread.yaml, DIR/rules/account-problems.yaml \
             (account.error and account.recovered: once any rule exists, events no rule \
-            matches go nowhere); refuses to overwrite existing files.
+            matches go nowhere) and, for editors (YAML language server: completion, \
+            descriptions, defaults), their JSON Schemas in DIR/schema/, which the first line \
+            of each file names; refuses to overwrite existing files.
             Example:
               chatbridge init my-bridge && cd my-bridge
               UNIPILE_API_KEY=... chatbridge run
@@ -23,6 +25,8 @@ struct InitCommand: ParsableCommand {
             ("config/chatbridge.yaml", ChatBridgeConfiguration.starterConfigYAML),
             ("rules/linkedin-inmail-unread.yaml", ChatBridgeConfiguration.starterRuleYAML),
             ("rules/account-problems.yaml", ChatBridgeConfiguration.starterAccountRuleYAML),
+            (ConfigurationSchema.configRelativePath, ConfigurationSchema.configJSON),
+            (ConfigurationSchema.ruleRelativePath, ConfigurationSchema.ruleJSON),
         ]
         let manager = FileManager.default
         let existing = files.map { (directory as NSString).appendingPathComponent($0.0) }.filter {

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import ChatBridgeConfig
 import ChatBridgeCore
 import Delivery
+import Formats
 import Rules
 import Runtime
 import Unipile
@@ -31,16 +32,16 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        DiagnosticOutput.use(log.logFormat.format)
+        DiagnosticOutput.use(try log.resolved(environment: ProcessInfo.processInfo.environment).format)
         let configuration = try config.load()
-        let redactor = log.bootstrap(secrets: configuration.secretValues)
+        let redactor = try log.bootstrap(secrets: configuration.secretValues)
         let rules = try loadRules(configuration)
         let path = config.path
         let logger = Logger(label: "chatbridge")
         // SIGHUP: load both again; with any problem, log it and keep the last good set.
         let reload: @Sendable () -> (ChatBridgeConfiguration, RuleSet)? = {
             do {
-                let configuration = try ChatBridgeConfiguration.load(
+                let configuration = try ChatBridgeConfiguration.loadChecked(
                     path: path, environment: ProcessInfo.processInfo.environment)
                 let rules = try RuleSet.load(path: configuration.rulesPath, configuration: configuration)
                 redactor.update(configuration.secretValues)

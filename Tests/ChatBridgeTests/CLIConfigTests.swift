@@ -117,7 +117,11 @@ extension EndToEndTests {
             #expect(config == Data(ChatBridgeConfiguration.starterConfigYAML.utf8))
             #expect(rule == Data(ChatBridgeConfiguration.starterRuleYAML.utf8))
             let written = try FileManager.default.contentsOfDirectory(atPath: target).sorted()
-            #expect(written == ["config", "rules"])
+            #expect(written == ["config", "rules", "schema"])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/schema/chatbridge.schema.json")) == Data(ConfigurationSchema.configJSON.utf8))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/schema/rule.schema.json")) == Data(ConfigurationSchema.ruleJSON.utf8))
+            #expect(String(decoding: config, as: UTF8.self).hasPrefix("# yaml-language-server: $schema=../schema/chatbridge.schema.json\n"))
+            #expect(String(decoding: rule, as: UTF8.self).hasPrefix("# yaml-language-server: $schema=../schema/rule.schema.json\n"))
 
             // A recognisable change, so that an overwrite would show.
             try (Data("# mine\n".utf8) + rule).write(to: URL(fileURLWithPath: rulePath))
@@ -126,7 +130,7 @@ extension EndToEndTests {
             let second = try await ChatBridgeCLI.run(["init", target], timeout: .seconds(15))
             #expect(second.exitStatus == 1, "\(second)")
             #expect(
-                second.stderrLines == ["not overwriting \(configPath), \(rulePath), \(accountRulePath): remove them first or choose another folder"],
+                second.stderrLines == ["not overwriting \(configPath), \(rulePath), \(accountRulePath), \(target)/schema/chatbridge.schema.json, \(target)/schema/rule.schema.json: remove them first or choose another folder"],
                 "\(second)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: rulePath)) == ruleBefore, "nothing changed")
             #expect(try Data(contentsOf: URL(fileURLWithPath: configPath)) == config, "nothing changed")

@@ -147,10 +147,16 @@ struct OperationsServerTests {
         try await StorePolls(store: store).complete(
             ["a", "b", "c"], at: Date(), emit: true, router: { _ in [OutboxRoute(rule: "all", sinks: ["hook"])] })
         metrics.recordCompletePoll(
-            source: "main", duration: .milliseconds(1500), chats: 3, kindCounts: ["chat.added": 3])
+            source: "main", duration: .milliseconds(1500), chats: 3, kindCounts: ["chat.added": 3],
+            typeCounts: ["chat.added": 3])
         metrics.recordFailedPoll(source: "main", duration: .milliseconds(20))
-        metrics.recordEvents(["account.error": 1])
+        metrics.recordEvents(source: "main", typeCounts: ["account.error": 1], kindCounts: [:])
+        metrics.recordUnipileResponse(source: "main", status: 200)
+        metrics.recordUnipileResponse(source: "main", status: 200)
+        metrics.recordUnipileResponse(source: "main", status: 401)
         metrics.recordDelivery(sink: "hook", result: .delivered(status: 200))
+        metrics.recordDeliveryLatency(sink: "hook", seconds: 0.3)
+        metrics.recordDeliveryLatency(sink: "hook", seconds: 40)
         metrics.recordDelivery(sink: "hook", result: .retry(notBefore: Date(), status: 503, error: "down"))
         metrics.recordDelivery(sink: "hook", result: .dead(status: 410, error: "gone"))
 
@@ -164,21 +170,31 @@ struct OperationsServerTests {
             let text = answer.body
             for name in [
                 "chatbridge_polls_total", "chatbridge_poll_duration_seconds", "chatbridge_chats",
-                "chatbridge_events_total", "chatbridge_deliveries_total", "chatbridge_deliveries_pending",
+                "chatbridge_events_total", "chatbridge_event_kinds_total", "chatbridge_delivery_attempts_total",
+                "chatbridge_delivery_latency_seconds", "chatbridge_deliveries_pending",
                 "chatbridge_deliveries_dead", "chatbridge_last_successful_poll_timestamp_seconds",
+                "chatbridge_unipile_requests_total", "chatbridge_build_info",
             ] {
                 #expect(text.contains("# TYPE \(name) "), "\(name) is exposed")
+                #expect(text.contains("# HELP \(name) "), "\(name) has help")
             }
+            #expect(prometheusValue(#"chatbridge_build_info{version="\#(ChatBridgeVersion.current)"}"#, in: text) == 1)
+            #expect(prometheusValue(#"chatbridge_unipile_requests_total{source="main",status="200"}"#, in: text) == 2)
+            #expect(prometheusValue(#"chatbridge_unipile_requests_total{source="main",status="401"}"#, in: text) == 1)
+            #expect(prometheusValue(#"chatbridge_delivery_latency_seconds_count{sink="hook"}"#, in: text) == 2)
+            #expect(prometheusValue(#"chatbridge_delivery_latency_seconds_bucket{sink="hook",le="0.5"}"#, in: text) == 1)
+            #expect(!text.contains("chatbridge_deliveries_total"))
             #expect(text.contains("# TYPE chatbridge_poll_duration_seconds histogram"))
             #expect(prometheusValue(#"chatbridge_polls_total{source="main",outcome="complete"}"#, in: text) == 1)
             #expect(prometheusValue(#"chatbridge_polls_total{source="main",outcome="failed"}"#, in: text) == 1)
             #expect(prometheusValue(#"chatbridge_poll_duration_seconds_count{source="main"}"#, in: text) == 2)
             #expect(prometheusValue(#"chatbridge_poll_duration_seconds_bucket{source="main",le="1.0"}"#, in: text) == 1)
             #expect(prometheusValue(#"chatbridge_chats{source="main"}"#, in: text) == 3)
-            #expect(prometheusValue(#"chatbridge_events_total{kind="chat.added"}"#, in: text) == 3)
-            #expect(prometheusValue(#"chatbridge_events_total{kind="account.error"}"#, in: text) == 1)
+            #expect(prometheusValue(#"chatbridge_events_total{source="main",type="chat.added"}"#, in: text) == 3)
+            #expect(prometheusValue(#"chatbridge_events_total{source="main",type="account.error"}"#, in: text) == 1)
+            #expect(prometheusValue(#"chatbridge_event_kinds_total{kind="chat.added"}"#, in: text) == 3)
             for outcome in ["delivered", "retry", "dead"] {
-                #expect(prometheusValue(#"chatbridge_deliveries_total{sink="hook",outcome="\#(outcome)"}"#, in: text) == 1)
+                #expect(prometheusValue(#"chatbridge_delivery_attempts_total{sink="hook",outcome="\#(outcome)"}"#, in: text) == 1)
             }
             // Read from the store on the scrape: the three rows the baseline queued.
             #expect(prometheusValue(#"chatbridge_deliveries_pending{sink="hook"}"#, in: text) == 3)
@@ -377,12 +393,18 @@ struct OperationsServerTests {
             #expect(prometheusValue(#"chatbridge_polls_total{source="wrong",outcome="failed"}"#, in: text) == 1)
             #expect(prometheusValue(#"chatbridge_chats{source="main"}"#, in: text) == 5)
             #expect(prometheusValue(#"chatbridge_poll_duration_seconds_count{source="main"}"#, in: text) == 1)
-            #expect(prometheusValue(#"chatbridge_events_total{kind="chat.added"}"#, in: text) == 5)
-            #expect(prometheusValue(#"chatbridge_events_total{kind="account.error"}"#, in: text) == 1)
+            #expect(prometheusValue(#"chatbridge_events_total{source="main",type="chat.added"}"#, in: text) == 5)
+            #expect(prometheusValue(#"chatbridge_event_kinds_total{kind="chat.added"}"#, in: text) == 5)
+            #expect(prometheusValue(#"chatbridge_events_total{source="wrong",type="account.error"}"#, in: text) == 1)
+            // Three pages of two for the five chats; one 401 for the wrong key.
+            #expect(prometheusValue(#"chatbridge_unipile_requests_total{source="main",status="200"}"#, in: text) == 3)
+            #expect(prometheusValue(#"chatbridge_unipile_requests_total{source="wrong",status="401"}"#, in: text) == 1)
             // 5 chat.added + 1 account.error, each to both sinks; one attempt allowed, so
             // every delivery to /bin/false is dead at once.
-            #expect(prometheusValue(#"chatbridge_deliveries_total{sink="ok",outcome="delivered"}"#, in: text) == 6)
-            #expect(prometheusValue(#"chatbridge_deliveries_total{sink="failing",outcome="dead"}"#, in: text) == 6)
+            #expect(prometheusValue(#"chatbridge_delivery_attempts_total{sink="ok",outcome="delivered"}"#, in: text) == 6)
+            #expect(prometheusValue(#"chatbridge_delivery_attempts_total{sink="failing",outcome="dead"}"#, in: text) == 6)
+            #expect(prometheusValue(#"chatbridge_delivery_latency_seconds_count{sink="ok"}"#, in: text) == 6)
+            #expect(prometheusValue(#"chatbridge_delivery_latency_seconds_count{sink="failing"}"#, in: text) == nil)
             #expect(!text.contains("test-key"), "no secret in the metrics")
         }
     }
