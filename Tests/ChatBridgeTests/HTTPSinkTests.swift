@@ -6,6 +6,7 @@ import Testing
 @testable import ChatBridgeCore
 @testable import Delivery
 @testable import Formats
+@testable import Rules
 
 // The http sink: configuration, templates escaped for their place, the load-time JSON
 // check, and requests against a real receiver on 127.0.0.1.
@@ -331,5 +332,48 @@ struct HTTPSinkDeliveryTests {
             #expect(error.hasPrefix("sink hook: the body rendered for this event is not valid JSON"))
             #expect(await log.requests.isEmpty)
         }
+    }
+}
+
+@Suite("http sink: rules test shows what would be sent, no secret")
+struct HTTPSinkPreviewTests {
+    @Test("method, content type and body size; a body that would not be JSON says so")
+    func preview() throws {
+        let config = try configuration("""
+              phone:
+                type: http
+                url: https://ntfy.example/tok_url_secret
+                headers: {Authorization: Bearer tok_header_secret}
+                body: '{"token": "tok_body_secret", "text": "{{summary}}"}'
+              count:
+                type: http
+                url: https://count.example/
+                body: '{"unread": {{chat.unread_count}}}'
+            """)
+        var event = SampleEvent.changed
+        if case .object(var object) = event { object["rule"] = nil; event = .object(object) }
+        var noCount = event
+        if case .object(var object) = noCount, case .object(var chat)? = object["chat"] {
+            chat["unread_count"] = .null
+            object["chat"] = .object(chat)
+            noCount = .object(object)
+        }
+        let parsed = try RuleSet.completeTestEvent(event, now: Date(), newEventID: { "unused" })
+        let phone = RuleSet.preview(event: parsed, rule: nil, sink: "phone", configuration: config).json
+        #expect(phone["type"] == "http" && phone["method"] == "POST" && phone["content_type"] == "application/json")
+        let template = try HTTPRequestTemplate(try httpSinkConfiguration("""
+              phone:
+                type: http
+                url: https://ntfy.example/tok_url_secret
+                body: '{"token": "tok_body_secret", "text": "{{summary}}"}'
+            """, name: "phone"))
+        #expect(phone["body_bytes"] == .int(Int64(try template.render(parsed.json()).get().body.count)))
+        for secret in ["tok_url_secret", "tok_header_secret", "tok_body_secret", "ntfy.example"] {
+            #expect(!phone.compactString.contains(secret))
+        }
+        let broken = RuleSet.preview(
+            event: try RuleSet.completeTestEvent(noCount, now: Date(), newEventID: { "unused" }), rule: nil, sink: "count",
+            configuration: config).json
+        #expect(broken["error"]?.stringValue?.hasPrefix("the body rendered for this event is not valid JSON") == true)
     }
 }
