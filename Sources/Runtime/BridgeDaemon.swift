@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ChatBridgeConfig
+import ChatBridgeCore
 import Delivery
 import Foundation
 import Logging
@@ -136,9 +137,32 @@ package struct BridgeDaemon: Sendable {
         group.cancellationSignals = []
         group.maximumGracefulShutdownDuration = shutdownDeadline
         do {
+            // The promise of `run`: SIGTERM ends the process within 10 s. Should anything
+            // not finish even after the deadline's cancellation, this exits anyway: what
+            // was not recorded stays pending and goes out after the restart (at least once).
+            let watchdog = Self.exitAfterStopSignal(within: shutdownDeadline + .milliseconds(1500), logger: logger)
+            defer { watchdog.cancel() }
             try await ServiceGroup(configuration: group).run()
         } catch is Dispatcher.OutputClosed {
             // `chatbridge run | head -3`: a reader that went away is not an error.
+        }
+    }
+}
+
+extension BridgeDaemon {
+    /// A task that, once SIGTERM or SIGINT arrives, waits `limit` and then ends the process
+    /// with status 0 and an error line: the last resort behind graceful shutdown, so that a
+    /// stop never hangs (systemd and the tests count on it).
+    static func exitAfterStopSignal(within limit: Duration, logger: Logger) -> Task<Void, Never> {
+        Task.detached {
+            let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+            for await _ in stops {
+                try? await Task.sleep(for: limit)
+                if Task.isCancelled { return }
+                logger.error(
+                    "shutdown did not finish within \(limit.secondsText): exiting now; deliveries not yet recorded stay pending")
+                exit(0)
+            }
         }
     }
 }

@@ -170,3 +170,29 @@ package struct PollApplication: Sendable, Hashable {
         for kind in event.kinds { kindCounts[kind.rawValue, default: 0] += 1 }
     }
 }
+
+extension SourceRecord {
+    /// The source's health after a complete poll: baselined with these filters, no
+    /// failure streak, the absence plan's suspicious streak. One transition for every store.
+    package mutating func complete(_ poll: CompletedPoll, at now: Date) {
+        filterFingerprint = poll.filterFingerprint
+        baselineDone = true
+        consecutiveFailures = 0
+        suspiciousStreak = poll.absences.suspiciousStreak
+        lastPollAt = now
+        lastOutcome = poll.outcome
+        lastError = nil
+        lastSuccessAt = now
+        failingSince = nil
+    }
+
+    /// The source's health after a poll that did not complete: one more failure, failing
+    /// since the first of the streak. The snapshot and the baseline stay as they were.
+    package mutating func fail(_ poll: FailedPoll, at now: Date) {
+        consecutiveFailures += 1
+        lastPollAt = now
+        lastOutcome = "failed"
+        lastError = poll.error
+        failingSince = failingSince ?? poll.startedAt
+    }
+}

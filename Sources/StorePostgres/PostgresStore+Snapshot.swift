@@ -241,15 +241,7 @@ extension PostgresStore {
             try await writer.flush()
             try await connection.run("DELETE FROM staging WHERE source = \(poll.source)", logger: logger)
 
-            record.filterFingerprint = poll.filterFingerprint
-            record.baselineDone = true
-            record.consecutiveFailures = 0
-            record.suspiciousStreak = poll.absences.suspiciousStreak
-            record.lastPollAt = now
-            record.lastOutcome = poll.outcome
-            record.lastError = nil
-            record.lastSuccessAt = now
-            record.failingSince = nil
+            record.complete(poll, at: now)
             try await saveSourceRecord(record, on: connection)
             application.pollSequence = try await connection.integer("""
                 UPDATE sources SET poll_sequence = poll_sequence + 1 WHERE name = \(poll.source) RETURNING poll_sequence
@@ -366,11 +358,7 @@ extension PostgresStore {
                 try await writer.flush()
             }
             record.accountError = account.outstanding
-            record.consecutiveFailures += 1
-            record.lastPollAt = now
-            record.lastOutcome = "failed"
-            record.lastError = poll.error
-            record.failingSince = record.failingSince ?? poll.startedAt
+            record.fail(poll, at: now)
             try await saveSourceRecord(record, on: connection)
             try await connection.run("""
                 INSERT INTO polls (source, instance, started_at, finished_at, outcome, error, pages, items, events)

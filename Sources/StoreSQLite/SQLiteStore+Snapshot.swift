@@ -215,15 +215,7 @@ extension SQLiteStore {
             }
             try db.execute(sql: "DELETE FROM temp.staging WHERE source = ?", arguments: [poll.source])
 
-            record.filterFingerprint = poll.filterFingerprint
-            record.baselineDone = true
-            record.consecutiveFailures = 0
-            record.suspiciousStreak = poll.absences.suspiciousStreak
-            record.lastPollAt = now
-            record.lastOutcome = poll.outcome
-            record.lastError = nil
-            record.lastSuccessAt = now
-            record.failingSince = nil
+            record.complete(poll, at: now)
             try Self.saveSourceRecord(db, record)
             try db.execute(sql: """
                 INSERT INTO polls (source, started_at, finished_at, outcome, pages, items, changed, events)
@@ -322,11 +314,7 @@ extension SQLiteStore {
                 try writer.write(event, orderingKey: OrderingKey.account(source: poll.source), into: &application)
             }
             record.accountError = account.outstanding
-            record.consecutiveFailures += 1
-            record.lastPollAt = now
-            record.lastOutcome = "failed"
-            record.lastError = poll.error
-            record.failingSince = record.failingSince ?? poll.startedAt
+            record.fail(poll, at: now)
             try Self.saveSourceRecord(db, record)
             try db.execute(sql: """
                 INSERT INTO polls (source, started_at, finished_at, outcome, error, pages, items, events)

@@ -165,7 +165,10 @@ extension EndToEndTests {
                         let settled = try await Self.waitUntilSettled(workspace, simulator: simulator, sources: 6, timeout: .seconds(40))
                         #expect(settled, "every change detected and delivered: \(instances.map { $0.standardErrorSoFar.suffix(800) })")
                         for instance in instances { instance.send(SIGTERM) }
-                        for instance in instances { #expect(await instance.waitForExit(timeout: .seconds(15)) == .exited(0)) }
+                        for instance in instances {
+                        let termination = await instance.waitForExit(timeout: .seconds(15))
+                        #expect(termination == .exited(0), "\(String(describing: termination)): \(instance.standardErrorSoFar.suffix(1500))")
+                    }
                         try await Self.checkExactlyOnceAndInOrder(workspace, recorder: recorder)
                         let sources = Set(try await workspace.storedEvents().compactMap { $0["source"]?.stringValue })
                         #expect(sources == Set((1...6).map { "s\($0)" }), "every source was polled")
@@ -210,7 +213,10 @@ extension EndToEndTests {
                         let settled = try await Self.waitUntilSettled(workspace, simulator: simulator, sources: 2, timeout: .seconds(30))
                         #expect(settled)
                         for instance in instances { instance.send(SIGTERM) }
-                        for instance in instances { #expect(await instance.waitForExit(timeout: .seconds(15)) == .exited(0)) }
+                        for instance in instances {
+                        let termination = await instance.waitForExit(timeout: .seconds(15))
+                        #expect(termination == .exited(0), "\(String(describing: termination)): \(instance.standardErrorSoFar.suffix(1500))")
+                    }
                         #expect(paused.standardErrorSoFar.contains("lost the lease"), "the paused instance noticed: \(paused.standardErrorSoFar.suffix(1500))")
                         try await Self.checkExactlyOnceAndInOrder(workspace, recorder: recorder)
                     }
@@ -256,7 +262,10 @@ extension EndToEndTests {
                     }
                     #expect(healthy, "healthy again")
                     for instance in instances { instance.send(SIGTERM) }
-                    for instance in instances { #expect(await instance.waitForExit(timeout: .seconds(15)) == .exited(0)) }
+                    for instance in instances {
+                        let termination = await instance.waitForExit(timeout: .seconds(15))
+                        #expect(termination == .exited(0), "\(String(describing: termination)): \(instance.standardErrorSoFar.suffix(1500))")
+                    }
                     for instance in instances {
                         let outageLines = instance.standardErrorSoFar.split(separator: "\n").filter {
                             $0.contains("the store is unreachable")
