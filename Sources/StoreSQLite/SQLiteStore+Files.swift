@@ -129,9 +129,4 @@ extension SQLiteStore {
         return StoreError(path: path, message: reason(error))
     }
 
-    /// Whether `run` could open the store at `path` for writing, without creating
-    /// anything: what `rules check` reports (systemd's `ExecStartPre`).
-    package static func checkOpenable(path: String, probe: StoreFileProbe = .system) -> String? {
-        problem(path: path, probe: probe)
-    }
 }

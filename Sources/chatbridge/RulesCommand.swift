@@ -35,10 +35,12 @@ struct RulesCheckCommand: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let secrets: ChatBridgeConfiguration.SecretUse = offline ? .mayBeUnset : .required
         var problems = RuleSet.checkAll(configPath: config.path, environment: environment, secrets: secrets).map { "\($0)" }
-        // `run` must be able to write its store: say so now, creating nothing.
+        // `run` must be able to write a SQLite store: say so now, creating nothing. (A
+        // PostgreSQL store has no file; `run` reports an unreachable server itself.)
         if problems.isEmpty,
            let configuration = try? ChatBridgeConfiguration.load(path: config.path, environment: environment, secrets: secrets),
-           let problem = SQLiteStore.checkOpenable(path: configuration.storePath) {
+           configuration.postgresStore == nil,
+           let problem = SQLiteStore.problem(path: configuration.storePath, probe: .system) {
             problems.append(problem)
         }
         for problem in problems { printError(problem) }
