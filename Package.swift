@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
@@ -60,6 +61,8 @@ let package = Package(
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -87,6 +90,8 @@ let package = Package(
             dependencies: [
                 "ChatBridgeCore", "Detect", "Rules", "Store",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for the one loop that reads every chat of a snapshot.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         // The PostgreSQL store, shared by several instances: the only target that imports PostgresNIO.
@@ -139,7 +144,7 @@ let package = Package(
         // Benchmarks of the rules stage: `swift run -c release chatbridge-bench`.
         .executableTarget(
             name: "chatbridge-bench",
-            dependencies: ["ChatBridgeCore", "ChatBridgeConfig", "Detect", "Rules", "CEL"]
+            dependencies: ["ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner", "Detect", "Rules", "Store", "StoreSQLite", "CEL"]
         ),
 
         // libFuzzer targets (`scripts/fuzz`); without the fuzzer, a replay of inputs.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import ChatBridgeCore
 import Detect
 import Rules
@@ -41,20 +42,40 @@ extension SQLiteStore {
 
     /// The snapshot's fingerprints and missing counters as the in-memory index a poll works
     /// with, read straight into it: this is read at the start of every `run --once`.
+    ///
+    /// The rows come from the covering index `chats_fingerprints` (never the raw blobs), and
+    /// the statement is stepped with SQLite's C API, each row's columns read in place: no
+    /// `String`, `Data` or `Row` per chat.
     package func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
         try await pool.read { db in
-            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM chats WHERE source = ?", arguments: [source]) ?? 0
-            var index = SnapshotIndex(minimumCapacity: count)
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?", arguments: [source])
-            while let row = try rows.next() {
-                // The id's bytes straight from SQLite: no String per chat.
-                let entry = SnapshotEntry(fingerprint: UInt64(bitPattern: row[1]), missing: row[2])
-                try row.withUnsafeData(atIndex: 0) { data in
-                    (data ?? Data()).withUnsafeBytes { index.set(utf8: $0, entry) }
+            // Room for as many chats as the last complete poll listed (a hint: the table
+            // grows if it is short), instead of counting the snapshot, which reads it twice.
+            let expected = try Int.fetchOne(db, sql: """
+                SELECT items FROM polls WHERE source = ? AND outcome != 'failed' ORDER BY id DESC LIMIT 1
+                """, arguments: [source]) ?? 0
+            var index = SnapshotIndex(minimumCapacity: expected)
+            let statement = try db.makeStatement(
+                sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?")
+            try statement.setArguments([source])
+            let handle = statement.sqliteStatement
+            while true {
+                switch sqlite3_step(handle) {
+                case SQLITE_ROW:
+                    let entry = SnapshotEntry(
+                        fingerprint: UInt64(bitPattern: sqlite3_column_int64(handle, 1)),
+                        missing: Int(sqlite3_column_int64(handle, 2)))
+                    // `chat_id` is TEXT: ask for the text first, then its length (SQLite's order).
+                    let text = sqlite3_column_text(handle, 0)
+                    let length = Int(sqlite3_column_bytes(handle, 0))
+                    index.set(utf8: UnsafeRawBufferPointer(start: text, count: text == nil ? 0 : length), entry)
+                case SQLITE_DONE:
+                    return index
+                case let code:
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                        sql: statement.sql)
                 }
             }
-            return index
         }
     }
 

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import ChatBridgeConfig
 import ChatBridgeCore
 import UnipileScanner
@@ -35,8 +37,6 @@ package struct UnipileClient: Sendable {
     package static let defaultMaxPages = 1_000_000
     /// The most of an error body that is read; the rest is dropped.
     static let errorBodyLimit = 64 << 10
-    /// How much longer than AsyncHTTPClient's deadline the whole exchange may take.
-    static let timeoutGrace = Duration.milliseconds(250)
     /// Sent as `User-Agent: chatbridge/<version>`.
     package static let version = ChatBridgeVersion.current
 
@@ -48,8 +48,7 @@ package struct UnipileClient: Sendable {
     package let chatsURL: String?
     /// Sent as `X-API-KEY`; never printed.
     package let apiKey: Secret
-    /// How long one request may take, from sending to the last byte of its body (a
-    /// stalling body gets 250 ms more before it counts as a timeout).
+    /// How long one request may take, from sending to the last byte of its body.
     package let requestTimeout: Duration
     /// Paces the requests of the source.
     package let pacer: RequestPacer
@@ -201,100 +200,44 @@ package struct UnipileClient: Sendable {
     }
 
     /// Fetches one page: waits for the pacer, then sends the request and reads the whole
-    /// body within ``requestTimeout``.
+    /// body within ``requestTimeout`` (one deadline for the head and the body).
     func fetchPageBody(url: String, page: Int) async throws(PollFailure) -> [UInt8] {
-        let request = makeRequest(url: url)
-
         do {
             try await pacer.waitForTurn()
         } catch {
             throw .cancelled
         }
 
-        let response: PageResponse
+        let answer: PageDownload.Answer
         do {
-            // AsyncHTTPClient's deadline (the same timeout) ends a request without an
-            // answer head, with the connection's error when there is one (a refused
-            // connection is retried until then). This timer, a little later, also ends a
-            // body that stalls.
-            guard let answer = try await withTimeout(requestTimeout + Self.timeoutGrace, { try await self.exchange(request) })
-            else { throw RequestTimedOut() }
-            response = answer
+            let request = try makeRequest(url: url)
+            let observer = responseObserver
+            answer = try await PageDownload.answer(
+                to: request, client: httpClient, deadline: .now() + TimeAmount.nanoseconds(requestTimeout.clampedNanoseconds),
+                pageLimit: maxPageBytes, errorLimit: Self.errorBodyLimit, onHead: { observer?($0) })
         } catch {
             throw classify(error, page: page)
         }
-
-        switch response {
-        case .page(let body): return body
-        case .error(let error): throw .api(error.redacting(apiKey), page: page)
-        }
+        if (200..<300).contains(answer.status) { return answer.body }
+        let retryAfter = answer.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: Date()) }
+        throw .api(UnipileAPIError(status: answer.status, body: answer.body, retryAfter: retryAfter).redacting(apiKey), page: page)
     }
 
     // MARK: One exchange
 
-    private func makeRequest(url: String) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "X-API-KEY", value: apiKey.value)
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: userAgent)
-        return request
-    }
-
-    private enum PageResponse: Sendable {
-        case page([UInt8])
-        case error(UnipileAPIError)
-    }
-
-    private struct RequestTimedOut: Error {}
-
-    private struct PageTooLarge: Error {
-        var limit: Int
-    }
-
-    /// Sends `request` and reads its body: the whole body for a 2xx (at most
-    /// ``maxPageBytes``), the start of it otherwise.
-    private func exchange(_ request: HTTPClientRequest) async throws -> PageResponse {
-        let response = try await httpClient.execute(request, timeout: .nanoseconds(requestTimeout.clampedNanoseconds))
-        let status = Int(response.status.code)
-        responseObserver?(status)
-        if (200..<300).contains(status) {
-            return .page(try await Self.readBody(of: response, limit: maxPageBytes, truncating: false))
-        }
-        let retryAfter = response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: Date()) }
-        let body: [UInt8]
-        do {
-            body = try await Self.readBody(of: response, limit: Self.errorBodyLimit, truncating: true)
-        } catch where !Task.isCancelled {
-            // The status says enough; a broken error body must not hide it.
-            body = []
-        }
-        return .error(UnipileAPIError(status: status, body: body, retryAfter: retryAfter))
-    }
-
-    private static func readBody(of response: HTTPClientResponse, limit: Int, truncating: Bool) async throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        if let declared = response.headers.first(name: "Content-Length").flatMap(Int.init), declared >= 0 {
-            if declared > limit, !truncating { throw PageTooLarge(limit: limit) }
-            bytes.reserveCapacity(min(declared, limit))
-        }
-        for try await chunk in response.body {
-            let room = limit - bytes.count
-            if chunk.readableBytes > room {
-                guard truncating else { throw PageTooLarge(limit: limit) }
-                chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0.prefix(room)) }
-                break
-            }
-            chunk.withUnsafeReadableBytes { bytes.append(contentsOf: $0) }
-        }
-        return bytes
+    private func makeRequest(url: String) throws -> HTTPClient.Request {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-API-KEY", value: apiKey.value)
+        headers.add(name: "Accept", value: "application/json")
+        headers.add(name: "User-Agent", value: userAgent)
+        return try HTTPClient.Request(url: url, method: .GET, headers: headers)
     }
 
     // MARK: Helpers
 
     private func classify(_ error: any Error, page: Int) -> PollFailure {
         if Task.isCancelled || error is CancellationError { return .cancelled }
-        if error is RequestTimedOut { return .timeout(page: page) }
-        if let error = error as? PageTooLarge {
+        if let error = error as? PageDownload.PageTooLarge {
             return .malformed("the page body is larger than \(Self.byteCount(error.limit))", page: page)
         }
         if let error = error as? HTTPClientError {
