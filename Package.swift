@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
+                "ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner", "Unipile", "Detect", "Formats", "Rules", "Store",
                 "StoreSQLite", "StorePostgres", "Delivery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,38 +1,12 @@
 import ChatBridgeCore
 import Foundation
 
-/// A chat id reduced to 128 bits: what the in-memory index of a snapshot is keyed by.
-///
-/// An unchanged poll of 100,000 chats looks every id up once; hashing and comparing two
-/// integers instead of a heap-allocated string (a cache miss per comparison) is most of
-/// what makes such a poll cheap. Two XXH64 fingerprints with different seeds make a
-/// collision between two ids of one workspace about as likely as a random 128-bit match.
-package struct ChatKey: Hashable, Sendable {
-    let high: UInt64
-    let low: UInt64
-
-    package init(id: String) {
-        var id = id
-        self = id.withUTF8 { ChatKey(utf8: UnsafeRawBufferPointer($0)) }
-    }
-
-    /// The key of the id whose UTF-8 bytes are `utf8`, without making a `String` of them.
-    package init(utf8: UnsafeRawBufferPointer) {
-        high = ChatFingerprint.fingerprint(of: utf8, seed: 0x9E37_79B9_7F4A_7C15)
-        low = ChatFingerprint.fingerprint(of: utf8, seed: 0xC2B2_AE3D_27D4_EB4F)
-    }
-
-    package func hash(into hasher: inout Hasher) {
-        hasher.combine(low)
-    }
-}
-
 /// The last complete snapshot of a source as a poll needs it (fingerprint and missing
 /// counter per chat), and what the poll in progress has seen of it. Pure: no I/O.
 ///
 /// ```swift
 /// var index = try await store.loadSnapshotIndex(source: "main")
-/// switch index.observe(id: item.id, fingerprint: item.fingerprint) { case .unchanged: break; default: stage(item) }
+/// switch index.observe(key: item.key, fingerprint: item.fingerprint) { case .unchanged: break; default: stage(item) }
 /// let absent = index.absent()                 // listed last time, not this time
 /// ```
 ///
@@ -112,7 +86,12 @@ package struct SnapshotIndex: Sendable {
 
     /// Records that this poll listed `id` with `fingerprint`, and says what that means.
     package mutating func observe(id: String, fingerprint: UInt64) -> Observation {
-        let key = ChatKey(id: id)
+        observe(key: ChatKey(id: id), fingerprint: fingerprint)
+    }
+
+    /// Records that this poll listed the chat whose id has `key`, with `fingerprint`: what
+    /// a poll calls with the key the page scanner computed, without a `String` per chat.
+    package mutating func observe(key: ChatKey, fingerprint: UInt64) -> Observation {
         guard let slot = find(key) else {
             return newlySeen.insert(key).inserted ? .new : .repeated
         }
@@ -238,9 +217,3 @@ package struct SnapshotIndex: Sendable {
     }
 }
 
-extension ChatKey {
-    fileprivate init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
-    }
-}

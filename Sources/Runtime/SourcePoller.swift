@@ -6,6 +6,7 @@ import Detect
 import Rules
 import Store
 import Unipile
+import UnipileScanner
 
 /// How one poll of a source ended.
 package enum PollOutcome: Sendable, Hashable {
@@ -99,9 +100,9 @@ package actor SourcePoller {
             var staged: [StagedChat] = []
             for item in page.items {
                 // A chat listed twice in one poll counts once; its later copy wins.
-                if index.observe(id: item.id, fingerprint: item.fingerprint) == .unchanged { continue }
+                if index.observe(key: item.key, fingerprint: item.fingerprint) == .unchanged { continue }
                 staged.append(StagedChat(
-                    id: item.id, accountID: item.accountID, accountType: item.accountType,
+                    id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
                     raw: page.rawData(of: item), fingerprint: item.fingerprint))
             }
             try await session.stage(staged, now: clock())

@@ -2,64 +2,6 @@ import Foundation
 import ChatBridgeCore
 import UnipileScanner
 
-/// One page of "List all chats" as the poll hands it over: the body exactly as received
-/// and what ``ChatPageScanner`` found in it.
-///
-/// The items are not decoded. Compare ``ScannedItem/fingerprint`` with the stored fingerprint and
-/// decode or copy out only what changed:
-///
-/// ```swift
-/// try await client.fetchAllChats(query, fingerprintSeed: seed) { page in
-///     for item in page.items where stored[item.id]?.fingerprint != item.fingerprint {
-///         let raw = page.rawData(of: item)        // to store
-///         let chat = try page.decode(item)        // to diff
-///     }
-/// }
-/// ```
-package struct ChatPage: Sendable {
-    /// The page's position in the poll, counted from 1.
-    package let number: Int
-    /// The response body as received.
-    package let body: [UInt8]
-    /// The items and cursor found in ``body``.
-    package let scanned: ScannedPage
-
-    package init(number: Int, body: [UInt8], scanned: ScannedPage) {
-        self.number = number
-        self.body = body
-        self.scanned = scanned
-    }
-
-    /// The page's chats, in page order.
-    package var items: [ScannedItem] { scanned.items }
-
-    /// The cursor of the next page, `nil` on the last one.
-    package var cursor: String? { scanned.cursor }
-
-    /// The raw JSON bytes of `item` (an object, as received).
-    package func rawBytes(of item: ScannedItem) -> ArraySlice<UInt8> {
-        body[item.range]
-    }
-
-    /// A copy of the raw JSON bytes of `item`, to store.
-    package func rawData(of item: ScannedItem) -> Data {
-        body.withUnsafeBytes { Data(UnsafeRawBufferPointer(rebasing: $0[item.range])) }
-    }
-
-    /// `item` decoded. The scanner validated the page, so this fails only when `item`
-    /// does not come from this page.
-    package func decode(_ item: ScannedItem) throws(JSONParseError) -> JSONValue {
-        let result = body.withUnsafeBytes { buffer -> Result<JSONValue, JSONParseError> in
-            do throws(JSONParseError) {
-                return .success(try JSONValue.parse(UnsafeRawBufferPointer(rebasing: buffer[item.range])))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try result.get()
-    }
-}
-
 /// What a complete poll read.
 package struct PollSummary: Sendable, Hashable {
     /// Pages fetched.

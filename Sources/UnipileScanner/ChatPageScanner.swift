@@ -2,25 +2,63 @@ import ChatBridgeCore
 /// One chat of a page, found without decoding it.
 ///
 /// `range` locates the item's JSON object in the page body, so the raw bytes can be
-/// stored, fingerprinted or decoded later; `fingerprint` is ``ChatFingerprint`` of exactly those bytes.
+/// stored, fingerprinted or decoded later; `fingerprint` is ``ChatFingerprint`` of exactly
+/// those bytes. The `id`, `account_id` and `account_type` strings are located, not
+/// decoded: an unchanged chat is recognised by ``key`` and ``fingerprint`` alone, and only
+/// the chats a poll reports become `String`s (``ChatPage/id(of:)``).
 package struct ScannedItem: Sendable, Hashable {
-    /// The chat's `id` (never empty).
-    package var id: String
-    /// The chat's `account_id`, when it is a string.
-    package var accountID: String?
-    /// The chat's `account_type`, when it is a string.
-    package var accountType: String?
     /// The byte range of the item's object (from `{` to `}` inclusive) in the page body.
     package var range: Range<Int>
     /// XXH64 of the bytes in `range`, with the fingerprint seed given to the scanner.
     package var fingerprint: UInt64
+    /// The ``ChatKey`` of the chat's `id` (of its text, escapes resolved).
+    package var key: ChatKey
+    /// The chat's `id` (never empty).
+    package var id: ScannedString
+    /// The chat's `account_id`, when it is a string.
+    package var accountID: ScannedString?
+    /// The chat's `account_type`, when it is a string.
+    package var accountType: ScannedString?
 
-    package init(id: String, accountID: String?, accountType: String?, range: Range<Int>, fingerprint: UInt64) {
+    package init(
+        range: Range<Int>, fingerprint: UInt64, key: ChatKey, id: ScannedString, accountID: ScannedString?,
+        accountType: ScannedString?
+    ) {
+        self.range = range
+        self.fingerprint = fingerprint
+        self.key = key
         self.id = id
         self.accountID = accountID
         self.accountType = accountType
-        self.range = range
-        self.fingerprint = fingerprint
+    }
+}
+
+/// A string value of a page body, validated and located but not decoded.
+package struct ScannedString: Sendable, Hashable {
+    /// The bytes between the quotes.
+    package var contents: Range<Int>
+    /// Whether any escape is among them (then ``text(in:)`` resolves it).
+    package var hasEscapes: Bool
+
+    package init(contents: Range<Int>, hasEscapes: Bool) {
+        self.contents = contents
+        self.hasEscapes = hasEscapes
+    }
+
+    /// The text, escapes resolved the way `JSONValue`'s parser resolves them (a lone
+    /// UTF-16 surrogate becomes U+FFFD). `body` is the body the page was scanned from.
+    package func text(in body: UnsafeRawBufferPointer) -> String {
+        let raw = UnsafeRawBufferPointer(rebasing: body[contents])
+        guard hasEscapes else { return String(decoding: raw, as: UTF8.self) }
+        // Validated already: let `JSONValue`'s parser resolve the escapes, from the
+        // opening quote to the closing one, so that both read strings the same way.
+        var parser = JSONParser(UnsafeRawBufferPointer(rebasing: body[(contents.lowerBound - 1)..<(contents.upperBound + 1)]))
+        return (try? parser.parseString()) ?? String(decoding: raw, as: UTF8.self)
+    }
+
+    /// The text, in a body held as bytes.
+    package func text(in body: [UInt8]) -> String {
+        body.withUnsafeBytes { text(in: $0) }
     }
 }
 
@@ -71,13 +109,14 @@ package struct ChatPageScanError: Error, Sendable, Hashable, CustomStringConvert
 /// The scanner reads the body once: it validates that the whole body is JSON (RFC 8259,
 /// UTF-8), that it is an object whose `items` is an array of objects and whose `cursor`
 /// is a string or `null` (absent means `null`), and for each item it records the item's
-/// byte range, its top-level `id`, `account_id` and `account_type` strings, and the
-/// ``ChatFingerprint`` of its bytes. Nothing else is decoded: at 100,000 chats per poll, most
+/// byte range, where its top-level `id`, `account_id` and `account_type` strings are, the
+/// ``ChatKey`` of its id and the ``ChatFingerprint`` of its bytes. Nothing else is decoded: at 100,000 chats per poll, most
 /// of which did not change, decoding is the cost worth avoiding.
 ///
 /// ```swift
 /// let page = try ChatPageScanner.scan(body, fingerprintSeed: seed)
-/// for item in page.items where item.fingerprint != storedDigests[item.id] {
+/// for item in page.items where item.fingerprint != storedFingerprints[item.key] {
+///     let id = item.id.text(in: body)
 ///     let chat = try JSONValue.parse(body[item.range])
 /// }
 /// ```
@@ -116,12 +155,6 @@ package enum ChatPageScanner {
 }
 
 // MARK: - The scanner
-
-/// A string token: the bytes between the quotes, and whether any escape is among them.
-private struct StringToken {
-    var contents: Range<Int>
-    var hasEscapes: Bool
-}
 
 /// The members of an item that the scanner extracts.
 private enum ItemKey {
@@ -278,9 +311,9 @@ private struct PageScanner {
         index += 1
 
         // Later duplicates win, as in JSONValue.parse: `{"id":"a","id":null}` has no id.
-        var id: String?
-        var accountID: String?
-        var accountType: String?
+        var id: ScannedString?
+        var accountID: ScannedString?
+        var accountType: ScannedString?
 
         skipWhitespace()
         if index < end, bytes[index] == ASCII.closeBrace {
@@ -292,7 +325,7 @@ private struct PageScanner {
                 let key = itemKey(try scanString())
                 try expectColon()
                 if key != .other, index < end, bytes[index] == ASCII.quote {
-                    let value = decode(try scanString())
+                    let value = try scanString()
                     switch key {
                     case .id: id = value
                     case .accountID: accountID = value
@@ -316,15 +349,23 @@ private struct PageScanner {
             }
         }
 
-        guard let id, !id.isEmpty else { throw shapeError("chat has no string \"id\"") }
+        // An escape always stands for at least one character: only an empty token is empty.
+        guard let id, !id.contents.isEmpty else { throw shapeError("chat has no string \"id\"") }
+        let key: ChatKey
+        if id.hasEscapes {
+            key = ChatKey(id: id.text(in: bytes))
+        } else {
+            key = ChatKey(utf8: UnsafeRawBufferPointer(rebasing: bytes[id.contents]))
+        }
         let range = start..<index
         let fingerprint = XXH64.hash(UnsafeRawBufferPointer(rebasing: bytes[range]), seed: fingerprintSeed)
-        return ScannedItem(id: id, accountID: accountID, accountType: accountType, range: range, fingerprint: fingerprint)
+        return ScannedItem(
+            range: range, fingerprint: fingerprint, key: key, id: id, accountID: accountID, accountType: accountType)
     }
 
     // MARK: Keys
 
-    func itemKey(_ token: StringToken) -> ItemKey {
+    func itemKey(_ token: ScannedString) -> ItemKey {
         if !token.hasEscapes {
             switch token.contents.count {
             case 2: return equals(token.contents, "id") ? .id : .other
@@ -341,7 +382,7 @@ private struct PageScanner {
         }
     }
 
-    func matches(_ token: StringToken, _ key: StaticString) -> Bool {
+    func matches(_ token: ScannedString, _ key: StaticString) -> Bool {
         token.hasEscapes ? decode(token) == key.description : equals(token.contents, key)
     }
 
@@ -476,7 +517,7 @@ private struct PageScanner {
 
     /// Validates a string starting at the opening quote at `index` (escapes, no control
     /// characters, well-formed UTF-8) and moves past its closing quote.
-    mutating func scanString() throws(ChatPageScanError) -> StringToken {
+    mutating func scanString() throws(ChatPageScanError) -> ScannedString {
         let start = index + 1
         // A local copy of the position: the hot loop then stays in registers.
         var position = start
@@ -498,7 +539,7 @@ private struct PageScanner {
             let byte = bytes[position]
             if byte == ASCII.quote {
                 index = position + 1
-                return StringToken(contents: start..<position, hasEscapes: hasEscapes)
+                return ScannedString(contents: start..<position, hasEscapes: hasEscapes)
             } else if byte == ASCII.backslash {
                 hasEscapes = true
                 index = position
@@ -594,16 +635,9 @@ private struct PageScanner {
 
     // MARK: Decoding
 
-    /// The text of a validated string token, escapes resolved the way `JSONValue`'s
-    /// parser resolves them (a lone UTF-16 surrogate becomes U+FFFD).
-    func decode(_ token: StringToken) -> String {
-        let contents = UnsafeRawBufferPointer(rebasing: bytes[token.contents])
-        guard token.hasEscapes else { return String(decoding: contents, as: UTF8.self) }
-        // The token was validated: let `JSONValue`'s parser resolve the escapes, from the
-        // opening quote to the closing one, so that both read strings the same way.
-        let quoted = (token.contents.lowerBound - 1)..<(token.contents.upperBound + 1)
-        var parser = JSONParser(UnsafeRawBufferPointer(rebasing: bytes[quoted]))
-        return (try? parser.parseString()) ?? String(decoding: contents, as: UTF8.self)
+    /// The text of a validated string token.
+    func decode(_ token: ScannedString) -> String {
+        token.text(in: bytes)
     }
 }
 

@@ -49,7 +49,11 @@ enum FuzzTarget: String, CaseIterable {
         }
         guard items.count == scanned.items.count else { fatalError("item counts differ") }
         for (item, found) in zip(items, scanned.items) {
-            guard item["id"]?.stringValue == found.id else { fatalError("ids differ") }
+            guard let id = item["id"]?.stringValue, id == found.id.text(in: body) else { fatalError("ids differ") }
+            guard found.key == ChatKey(id: id) else { fatalError("the id's key is not the key of the id") }
+            guard item["account_id"]?.stringValue == found.accountID?.text(in: body),
+                  item["account_type"]?.stringValue == found.accountType?.text(in: body)
+            else { fatalError("account fields differ") }
             guard found.range.lowerBound >= 0, found.range.upperBound <= body.count,
                   let raw = try? JSONValue.parse(Array(body[found.range])), raw == item
             else { fatalError("an item's raw bytes are not the item") }

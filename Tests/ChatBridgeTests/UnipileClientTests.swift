@@ -9,6 +9,7 @@ import Runtime
 import Store
 import StoreSQLite
 import Unipile
+import UnipileScanner
 import Foundation
 import Synchronization
 import Hummingbird
@@ -193,9 +194,10 @@ struct UnipileClientTests {
 
             let seen = await collected.pages
             #expect(seen.map(\.number) == [1, 2, 3])
-            #expect(seen.flatMap { $0.items.map(\.id) } == ["chat_1", "chat_2", "chat_3"])
-            #expect(seen[1].items[0].accountID == "acc_2")
-            #expect(seen[1].items[0].accountType == "WHATSAPP")
+            #expect(seen.flatMap { page in page.items.map { page.id(of: $0) } } == ["chat_1", "chat_2", "chat_3"])
+            #expect(seen.flatMap { $0.items.map(\.key) } == ["chat_1", "chat_2", "chat_3"].map(ChatKey.init(id:)))
+            #expect(seen[1].accountID(of: seen[1].items[0]) == "acc_2")
+            #expect(seen[1].accountType(of: seen[1].items[0]) == "WHATSAPP")
             let second = seen[0].items[1]
             #expect(String(decoding: seen[0].rawBytes(of: second), as: UTF8.self) == chatJSON("chat_2", name: "Zoë \"quoted\" {braces}"))
             #expect(seen[0].rawData(of: second) == Data(chatJSON("chat_2", name: "Zoë \"quoted\" {braces}").utf8))

@@ -22,9 +22,9 @@ private func pageText(_ items: [String], cursor: String? = "null") -> String {
 /// Scans `text`; records an issue and returns `nil` when it is rejected.
 private func scanned(
     _ text: String, seed: UInt64 = 7, sourceLocation: SourceLocation = #_sourceLocation
-) -> ScannedPage? {
+) -> ChatPage? {
     do {
-        return try ChatPageScanner.scan(text, fingerprintSeed: seed)
+        return try ChatPage(text, fingerprintSeed: seed)
     } catch {
         Issue.record("page rejected: \(error)", sourceLocation: sourceLocation)
         return nil
@@ -34,8 +34,8 @@ private func scanned(
 /// The error message for `text`; records an issue when it is accepted.
 private func rejection(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
     do {
-        let page = try ChatPageScanner.scan(text, fingerprintSeed: 0)
-        Issue.record("page accepted: \(page.items.map(\.id))", sourceLocation: sourceLocation)
+        let page = try ChatPage(text, fingerprintSeed: 0)
+        Issue.record("page accepted: \(page.ids)", sourceLocation: sourceLocation)
         return ""
     } catch {
         return error.description
@@ -52,6 +52,18 @@ private func rejection(bytes: [UInt8], sourceLocation: SourceLocation = #_source
     }
 }
 
+extension ChatPage {
+    /// `text` scanned, as the first page of a poll.
+    init(_ text: String, fingerprintSeed: UInt64) throws(ChatPageScanError) {
+        let body = Array(text.utf8)
+        self.init(number: 1, body: body, scanned: try ChatPageScanner.scan(body, fingerprintSeed: fingerprintSeed))
+    }
+
+    var ids: [String] { items.map(id(of:)) }
+    var accountIDs: [String?] { items.map(accountID(of:)) }
+    var keys: [ChatKey] { items.map(\.key) }
+}
+
 @Suite("Unipile page scanner")
 struct UnipileScannerTests {
     @Test("finds each item, its account fields, exact byte range and fingerprint")
@@ -63,11 +75,11 @@ struct UnipileScannerTests {
         let page = try #require(scanned(text, seed: 99))
 
         #expect(page.cursor == "next-page")
-        #expect(page.items.map(\.id) == ["chat_1", "chat_2"])
-        #expect(page.items[0].accountID == "acc_1")
-        #expect(page.items[0].accountType == "LINKEDIN")
-        #expect(page.items[1].accountID == nil)
-        #expect(page.items[1].accountType == "WHATSAPP")
+        #expect(page.ids == ["chat_1", "chat_2"])
+        #expect(page.accountID(of: page.items[0]) == "acc_1")
+        #expect(page.accountType(of: page.items[0]) == "LINKEDIN")
+        #expect(page.accountID(of: page.items[1]) == nil)
+        #expect(page.accountType(of: page.items[1]) == "WHATSAPP")
         #expect(String(decoding: bytes[page.items[0].range], as: UTF8.self) == first)
         #expect(String(decoding: bytes[page.items[1].range], as: UTF8.self) == second)
         #expect(page.items[0].fingerprint == ChatFingerprint.fingerprint(of: Array(first.utf8), seed: 99))
@@ -97,13 +109,14 @@ struct UnipileScannerTests {
     func escapes() throws {
         let item = #"{"\u0069d":"a\"b\\c\/d\u00e9\ud83d\ude00\n","account_id":"acc\t1","acc\u006funt_type":"LINKED\u0049N"}"#
         let page = try #require(scanned(pageText([item])))
-        #expect(page.items[0].id == "a\"b\\c/dé😀\n")
-        #expect(page.items[0].accountID == "acc\t1")
-        #expect(page.items[0].accountType == "LINKEDIN")
+        #expect(page.id(of: page.items[0]) == "a\"b\\c/dé😀\n")
+        #expect(page.accountID(of: page.items[0]) == "acc\t1")
+        #expect(page.accountType(of: page.items[0]) == "LINKEDIN")
         // The same decoding as JSONValue, lone surrogates included.
         let lone = #"{"id":"x\ud83dy\ude00z"}"#
         let parsed = try JSONValue.parse(lone)
-        #expect(try #require(scanned(pageText([lone]))).items[0].id == parsed["id"]?.stringValue)
+        let lonePage = try #require(scanned(pageText([lone])))
+        #expect(lonePage.id(of: lonePage.items[0]) == parsed["id"]?.stringValue)
     }
 
     @Test("raw UTF-8 content is kept byte for byte")
@@ -111,7 +124,7 @@ struct UnipileScannerTests {
         let item = #"{"id":"会話-😀","name":"Zoë Ångström 🇫🇷 \u2028","account_type":"TELEGRAM"}"#
         let text = pageText([item])
         let page = try #require(scanned(text))
-        #expect(page.items[0].id == "会話-😀")
+        #expect(page.id(of: page.items[0]) == "会話-😀")
         #expect(Array(Array(text.utf8)[page.items[0].range]) == Array(item.utf8))
     }
 
@@ -123,9 +136,9 @@ struct UnipileScannerTests {
             """
         let page = try #require(scanned(pageText([item])))
         #expect(page.items.count == 1)
-        #expect(page.items[0].id == "real")
-        #expect(page.items[0].accountID == nil)
-        #expect(page.items[0].accountType == nil)
+        #expect(page.id(of: page.items[0]) == "real")
+        #expect(page.accountID(of: page.items[0]) == nil)
+        #expect(page.accountType(of: page.items[0]) == nil)
 
         let onlyNested = #"{"attendee":{"id":"nested"},"list":[{"id":"x"}],"note":"\"id\":\"y\""}"#
         #expect(rejection(pageText([#"{"id":"ok"}"#, onlyNested])) == #"item 2: chat has no string "id""#)
@@ -137,15 +150,15 @@ struct UnipileScannerTests {
         let next = #"{"id":"after"}"#
         let text = pageText([tricky, next])
         let page = try #require(scanned(text))
-        #expect(page.items.map(\.id) == ["t", "after"])
+        #expect(page.ids == ["t", "after"])
         #expect(String(decoding: Array(text.utf8)[page.items[0].range], as: UTF8.self) == tricky)
     }
 
     @Test("a later duplicate member wins, as in JSONValue")
     func duplicates() throws {
         let page = try #require(scanned(pageText([#"{"id":"first","id":"second","account_id":"a","account_id":null}"#])))
-        #expect(page.items[0].id == "second")
-        #expect(page.items[0].accountID == nil)
+        #expect(page.id(of: page.items[0]) == "second")
+        #expect(page.accountID(of: page.items[0]) == nil)
         #expect(rejection(pageText([#"{"id":"a","id":null}"#])) == #"item 1: chat has no string "id""#)
     }
 
@@ -232,7 +245,8 @@ struct UnipileScannerTests {
         }
         let deepest = item(depth: ChatPageScanner.maxNestingDepth)
         #expect((try? JSONValue.parse(deepest)) != nil)
-        #expect(try #require(scanned(pageText([deepest]))).items[0].id == "deep")
+        let deepPage = try #require(scanned(pageText([deepest])))
+        #expect(deepPage.id(of: deepPage.items[0]) == "deep")
 
         let tooDeep = item(depth: ChatPageScanner.maxNestingDepth + 1)
         #expect((try? JSONValue.parse(tooDeep)) == nil)
@@ -265,10 +279,13 @@ struct UnipileScannerTests {
                 if bytes.isEmpty { bytes = original }
             }
             let expected = Self.expectedPage(bytes)
-            let actual = try? ChatPageScanner.scan(bytes, fingerprintSeed: 1)
+            let actual = (try? ChatPageScanner.scan(bytes, fingerprintSeed: 1)).map {
+                ChatPage(number: 1, body: bytes, scanned: $0)
+            }
             let text = String(decoding: bytes, as: UTF8.self)
-            #expect(actual?.items.map(\.id) == expected?.ids, "\(text)")
-            #expect(actual?.items.map(\.accountID) == expected?.accountIDs, "\(text)")
+            #expect(actual?.ids == expected?.ids, "\(text)")
+            #expect(actual?.accountIDs == expected?.accountIDs, "\(text)")
+            #expect(actual?.keys == expected?.ids.map(ChatKey.init(id:)), "\(text)")
             #expect(actual?.cursor == expected?.cursor, "\(text)")
             if let actual {
                 accepted += 1
