@@ -18,7 +18,7 @@ struct SimulateCommand: AsyncParsableCommand {
 
             The control API needs no key (SIM=http://127.0.0.1:13111). Examples:
             """ + SimulatorControlAPI.endpoints.map { endpoint in
-                let example = endpoint.example.replacingOccurrences(of: "http://127.0.0.1:13111", with: "$SIM")
+                let example = endpoint.example.replacing("http://127.0.0.1:13111", with: "$SIM")
                 return "\n  \(endpoint.method) \(endpoint.path): \(endpoint.summary)\n    \(example)"
             }.joined())
 
