@@ -15,6 +15,11 @@ enum SimulatorJSON: Sendable, Equatable {
     /// A number, kept as its validated JSON text (`-12`, `1.50`, `3e8`).
     case number(String)
     case string(String)
+    /// A string whose JSON text escapes a lone UTF-16 surrogate (`"half \ud83d"`), which
+    /// no Swift `String` can hold: its literal, quotes included, exactly as it arrived (what
+    /// it is served back as), and its text with U+FFFD in place of the surrogate (what
+    /// filters compare).
+    case rawString(literal: [UInt8], text: String)
     case array([SimulatorJSON])
     case object([Member])
 
@@ -42,8 +47,10 @@ enum SimulatorJSON: Sendable, Equatable {
     }
 
     var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
+        switch self {
+        case .string(let text), .rawString(_, let text): text
+        default: nil
+        }
     }
 
     /// The value as a whole number, when it is a number without fraction or exponent
@@ -101,6 +108,7 @@ extension SimulatorJSON {
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let text): out.append(contentsOf: text.utf8)
         case .string(let s): Self.writeString(s, into: &out)
+        case .rawString(let literal, _): out.append(contentsOf: literal)
         case .array(let values):
             out.append(UInt8(ascii: "["))
             for (i, value) in values.enumerated() {
@@ -203,7 +211,7 @@ extension SimulatorJSON {
             switch b {
             case UInt8(ascii: "{"): return try parseObject(depth: depth)
             case UInt8(ascii: "["): return try parseArray(depth: depth)
-            case UInt8(ascii: "\""): return .string(try parseString())
+            case UInt8(ascii: "\""): return try parseStringValue()
             case UInt8(ascii: "t"): return try expect("true", value: .bool(true))
             case UInt8(ascii: "f"): return try expect("false", value: .bool(false))
             case UInt8(ascii: "n"): return try expect("null", value: .null)
@@ -305,7 +313,24 @@ extension SimulatorJSON {
             return value
         }
 
+        /// A string value: a lone surrogate escape is kept as given (``SimulatorJSON/rawString(literal:text:)``).
+        mutating func parseStringValue() throws(SimulatorJSONError) -> SimulatorJSON {
+            let start = index
+            var loneSurrogate = false
+            let text = try parseString(loneSurrogate: &loneSurrogate)
+            return loneSurrogate ? .rawString(literal: Array(bytes[start..<index]), text: text) : .string(text)
+        }
+
+        /// A string (a key): a lone surrogate escape is an error.
         mutating func parseString() throws(SimulatorJSONError) -> String {
+            var loneSurrogate = false
+            let text = try parseString(loneSurrogate: &loneSurrogate)
+            guard !loneSurrogate else { throw error("unpaired surrogate") }
+            return text
+        }
+
+        /// The text of a string; a lone surrogate escape becomes U+FFFD and sets `loneSurrogate`.
+        mutating func parseString(loneSurrogate: inout Bool) throws(SimulatorJSONError) -> String {
             index += 1  // opening quote
             var utf8: [UInt8] = []
             while true {
@@ -333,16 +358,25 @@ extension SimulatorJSON {
                     case UInt8(ascii: "u"):
                         var scalar = try parseHex4()
                         if (0xD800..<0xDC00).contains(scalar) {
-                            // A high surrogate must be followed by an escaped low surrogate.
-                            guard current == UInt8(ascii: "\\"), index + 1 < bytes.count,
-                                bytes[index + 1] == UInt8(ascii: "u")
-                            else { throw error("unpaired surrogate") }
-                            index += 2
-                            let low = try parseHex4()
-                            guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired surrogate") }
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                            // A high surrogate pairs with an escaped low surrogate that follows.
+                            let afterHigh = index
+                            if current == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") {
+                                index += 2
+                                let low = try parseHex4()
+                                if (0xDC00..<0xE000).contains(low) {
+                                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                                } else {
+                                    index = afterHigh  // the next escape is read on its own
+                                    loneSurrogate = true
+                                    scalar = 0xFFFD
+                                }
+                            } else {
+                                loneSurrogate = true
+                                scalar = 0xFFFD
+                            }
                         } else if (0xDC00..<0xE000).contains(scalar) {
-                            throw error("unpaired surrogate")
+                            loneSurrogate = true
+                            scalar = 0xFFFD
                         }
                         guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
                         UTF8.encode(unicode) { utf8.append($0) }

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Simulator logic (no HTTP)")
 struct SimulatorLogicTests {
-    @Test("JSON keeps key order, number text and unknown structure; refuses malformed input")
+    @Test("JSON keeps key order, number text, unknown structure and lone surrogates; refuses malformed input")
     func jsonRoundTrip() throws {
         let texts = [
             #"{"b":1,"a":[1.0,-2e-3,0,true,false,null],"c":{"z":"\"q\" \\ \u0001 é 🎉"}}"#,
@@ -16,7 +16,15 @@ struct SimulatorLogicTests {
         }
         let escaped = try SimulatorJSON.parse(#""\u00e9\ud83c\udf89\/\n""#)
         #expect(escaped == .string("é🎉/\n"))
-        for bad in [#"{"a":}"#, "[1,]", "01", "1.", #""\ud800""#, "nul", #"{"a":1} x"#, "\"a\u{1}\"", String(repeating: "[", count: 300)] {
+        // A lone surrogate escape in a value is served back as given (simulator.md), and reads
+        // as U+FFFD; in a key it is refused.
+        for lone in [#""\ud800""#, #""half \ud83d emoji""#, #""\udc00\ud83d\u0041""#] {
+            let value = try SimulatorJSON.parse(lone)
+            #expect(String(decoding: value.serialized(), as: UTF8.self) == lone)
+        }
+        #expect(try SimulatorJSON.parse(#""\udc00\ud83d\u0041""#).stringValue == "\u{FFFD}\u{FFFD}A")
+        #expect(throws: SimulatorJSONError.self) { try SimulatorJSON.parse(#"{"\ud800":1}"#) }
+        for bad in [#"{"a":}"#, "[1,]", "01", "1.", "nul", #"{"a":1} x"#, "\"a\u{1}\"", String(repeating: "[", count: 300)] {
             #expect(throws: SimulatorJSONError.self, "\(bad.prefix(20))") { try SimulatorJSON.parse(bad) }
         }
     }
