@@ -49,9 +49,16 @@ package final class SQLiteStore: Sendable {
             }
         }
         do {
-            if readOnly { try Self.upgradeIfNeeded(path: path) }
-            pool = try DatabasePool(path: path, configuration: configuration)
-            if !readOnly { try Self.migrator.migrate(pool) }
+            var pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly {
+                try Self.migrator.migrate(pool)
+            } else if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) {
+                // A store written by an earlier release: upgraded once by a writer, then read.
+                try pool.close()
+                try Self.upgrade(path: path)
+                pool = try DatabasePool(path: path, configuration: configuration)
+            }
+            self.pool = pool
             fingerprintSeed = try pool.read { db in
                 guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'fingerprint_seed'"),
                       let seed = UInt64(text)
@@ -65,16 +72,8 @@ package final class SQLiteStore: Sendable {
         }
     }
 
-    /// Upgrades a store written by an earlier release before a read-only command opens
-    /// it; a store that does not exist is left alone (the open then says so).
-    private static func upgradeIfNeeded(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        var configuration = Configuration()
-        configuration.readonly = true
-        let reader = try DatabaseQueue(path: path, configuration: configuration)
-        let current = try reader.read { db in try migrator.hasCompletedMigrations(db) }
-        try reader.close()
-        guard !current else { return }
+    /// Upgrades a store written by an earlier release, for a read-only command that found it.
+    private static func upgrade(path: String) throws {
         let writer = try DatabasePool(path: path)
         try migrator.migrate(writer)
         try writer.close()

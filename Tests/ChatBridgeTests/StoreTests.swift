@@ -26,10 +26,11 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func aStoreOfTheFirstReleaseUpgradesWithNothingAnnouncedAgain() async throws {
-        let dir = TemporaryDirectory()
-        let path = dir.file("state/chatbridge.sqlite")
-        try FileManager.default.createDirectory(atPath: dir.file("state"), withIntermediateDirectories: true)
+    /// Writes a store exactly as the first release did (migration v1 only), with two chats,
+    /// a pending delivery and a throttle; returns its content key and the chats' texts.
+    static func writeFirstReleaseStore(at path: String) async throws -> (seed: UInt64, texts: [String]) {
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let filters = #"{"account_ids":[],"account_type":null,"unread":null}"#
         let texts = [
             #"{"object":"Chat","id":"a","account_id":"acc","account_type":"LINKEDIN","unread_count":0}"#,
@@ -62,6 +63,26 @@ struct SQLiteStoreTests {
                 """)
         }
         try queue.close()
+
+        return (seed, texts)
+    }
+
+    @Test func aReadOnlyCommandUpgradesAStoreOfTheFirstReleaseOnce() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("state/chatbridge.sqlite")
+        let (seed, texts) = try await Self.writeFirstReleaseStore(at: path)
+        let reader = try SQLiteStore(path: path, readOnly: true)
+        #expect(reader.fingerprintSeed == seed)
+        #expect(try await reader.snapshotChats(source: "main").count == texts.count)
+        // Upgraded in place: the next read-only open finds it current.
+        let again = try DatabaseQueue(path: path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+        #expect(try await again.read { try SQLiteStore.migrator.hasCompletedMigrations($0) })
+    }
+
+    @Test func aStoreOfTheFirstReleaseUpgradesWithNothingAnnouncedAgain() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("state/chatbridge.sqlite")
+        let (seed, texts) = try await Self.writeFirstReleaseStore(at: path)
 
         let store = try SQLiteStore(path: path)
         #expect(store.fingerprintSeed == seed, "the content key carries over")
