@@ -47,7 +47,11 @@ package struct DeliveryRequest: Sendable {
     /// The event id: unique, the same on every retry and replay.
     package var eventID: String
     /// The stored event JSON, without `rule`.
-    package var event: JSONValue
+    package private(set) var event: JSONValue
+    /// The JSON text `event` was parsed from, when it came from the store as compact
+    /// JSON: ``eventWithRuleBytes`` splices `rule` into it instead of encoding the
+    /// event again.
+    private var storedText: [UInt8]?
     /// The rule that matched, or `nil` when no rules are configured.
     package var rule: String?
     /// The sink's name, for messages and `webhook-id`.
@@ -71,11 +75,45 @@ package struct DeliveryRequest: Sendable {
         self.attempt = attempt
     }
 
+    /// A request for a stored event: `storedText` is its compact JSON text (as the store
+    /// keeps it) and `event` that text parsed.
+    package init(
+        deliveryID: Int64?, eventID: String, storedText: [UInt8], event: JSONValue, rule: String?, sink: String,
+        template: DeliveryTemplate? = nil, attempt: Int = 1
+    ) {
+        self.init(
+            deliveryID: deliveryID, eventID: eventID, event: event, rule: rule, sink: sink, template: template,
+            attempt: attempt)
+        self.storedText = storedText
+    }
+
     /// The event as users receive it: with `"rule": NAME` when a rule matched.
     package var eventWithRule: JSONValue {
         guard let rule, case .object(var object) = event else { return event }
         object["rule"] = .string(rule)
         return .object(object)
+    }
+
+    /// ``eventWithRule`` as compact JSON: the stored text with `,"rule":NAME` before its
+    /// closing brace (the same bytes encoding would give, `rule` being the last member
+    /// and the stored event having none), or the event encoded when there is no stored
+    /// text or it does not have that shape.
+    package var eventWithRuleBytes: [UInt8] {
+        guard let storedText, case .object(let object) = event, object["rule"] == nil,
+            storedText.count >= 2, storedText.first == UInt8(ascii: "{"), storedText.last == UInt8(ascii: "}"),
+            // One line whatever the store holds: white space between tokens is the only
+            // place a raw line break can be in JSON text.
+            !storedText.contains(where: { $0 == 0x0A || $0 == 0x0D })
+        else { return eventWithRule.compactBytes }
+        guard let rule else { return storedText }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(storedText.count + rule.utf8.count + 16)
+        bytes.append(contentsOf: storedText.dropLast())
+        if !object.isEmpty { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(contentsOf: #""rule":"#.utf8)
+        JSONValue.string(rule).write(into: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 }
 

@@ -18,11 +18,12 @@ import Store
 /// queue, oldest first: a batch holds at most one row per chat (the queue skips a row
 /// while an older row of the same chat is pending, and the loop excludes the rows it
 /// has in flight or not yet recorded), so per-chat order survives retries and no two
-/// rows of one chat are ever in flight together. Outcomes are recorded in batches, in
-/// one short transaction each (never across an attempt): when enough have gathered,
-/// before the loop reads again, when it goes idle, and at the latest ``recordDelay``
-/// after the oldest. An outcome not yet recorded when the process dies is simply
-/// attempted again: at least once. Failed attempts are scheduled by the
+/// rows of one chat are ever in flight together. Outcomes are recorded in batches by an
+/// ``OutcomeRecorder``, in short transactions that run beside the loop and never span an
+/// attempt: when 64 have gathered, when no attempt is in flight, and at the latest 50 ms
+/// after the oldest; outcomes that arrive while a transaction runs go into the next one.
+/// An outcome not yet recorded when the process dies is simply attempted again: at least
+/// once. Failed attempts are scheduled by the
 /// ``RetryPolicy``; when attempts are exhausted the delivery is dead.
 ///
 /// A row whose rule is in its quiet hours when it falls due is not attempted: it is
@@ -66,11 +67,6 @@ package final class Dispatcher: Sendable {
         /// The timeout came first; attempts in flight were cut short and stay pending.
         case timedOut
     }
-
-    /// Outcomes gathered before one transaction records them.
-    static let recordBatchSize = 64
-    /// The longest an outcome waits to be recorded while its loop is busy.
-    static let recordDelay: Duration = .milliseconds(50)
 
     private let queue: any DeliveryQueue
     private let sinks: [String: any DeliverySink]
@@ -185,166 +181,178 @@ package final class Dispatcher: Sendable {
 
     /// The loop of one sink. `deadline` set: drain mode (end when nothing more falls due
     /// before it).
+    ///
+    /// Each turn starts what was read while slots are free, reads the next batch when
+    /// every row read is started and a slot is free, and otherwise sleeps until an attempt
+    /// ends, a transaction of outcomes ends, new rows are announced, or a retry falls due.
     private func runSink(name: String, sink: any DeliverySink, limit: Int, deadline: Date?) async throws {
         let wakeup = wakeups[name]!
-        let state = LoopState()
         let logger = { var logger = self.logger; logger[metadataKey: "sink"] = "\(name)"; return logger }()
-        let fetchSize = Self.fetchSize(limit: limit)
+        let loop = SinkLoop(
+            name: name, sink: sink, limit: limit, wakeup: wakeup, logger: logger,
+            recorder: OutcomeRecorder(queue: queue, logger: logger) { wakeup.signal() })
 
+        // Attempts and transactions of outcomes are child tasks: the group ends once every
+        // attempt has ended (or was cut short) and every transaction started has ended.
         try await withThrowingDiscardingTaskGroup { group in
-            // Fetched and not yet started, newest first (the next one is `last`).
+            // Read and not yet started, newest first (the next one is `last`).
             var waiting: [DueDelivery] = []
             var storeFailures = 0
             while !Task.isCancelled {
-                if state.withLock({ $0.outputClosed }) { return }
+                if loop.outputClosed { return }
                 if stopping.withLock({ $0 }) {
                     waiting.removeAll()
-                    if state.withLock({ $0.inFlight.isEmpty }) { break }
+                    if loop.inFlightCount == 0 { return }
                     await wakeup.wait(timeout: .milliseconds(100))
                     continue
                 }
-
-                // Start what was fetched while slots are free.
-                var inFlightCount = state.withLock { $0.inFlight.count }
-                while inFlightCount < limit, let row = waiting.popLast() {
-                    if let update = quietHoursPostponement(row, logger: logger) {
-                        state.withLock { $0.buffer(update) }
-                        continue
-                    }
-                    state.withLock { _ = $0.inFlight.insert(row.id) }
-                    inFlightCount += 1
-                    group.addTask {
-                        let (outcome, update) = await self.attempt(row, sink: sink, logger: logger)
-                        state.withLock { state in
-                            state.inFlight.remove(row.id)
-                            if let update { state.buffer(update) }
-                            if outcome == .outputClosed { state.outputClosed = true }
-                        }
-                        wakeup.signal()
-                    }
+                let inFlight = startAttempts(from: &waiting, loop: loop, group: &group)
+                if let batch = loop.recorder.startTransaction(inFlight: inFlight) {
+                    group.addTask { await loop.recorder.write(batch) }
                 }
-
-                // Record what gathered: enough of it, old enough, or the loop may go idle.
-                let (bufferedCount, oldest) = state.withLock { ($0.buffered.count, $0.oldestBuffered) }
-                if bufferedCount >= Self.recordBatchSize || (bufferedCount > 0 && inFlightCount == 0)
-                    || oldest.map({ ContinuousClock.now - $0 >= Self.recordDelay }) == true {
-                    await flush(state, logger: logger)
-                }
-
-                // Read the next batch when every fetched row is started and a slot is free.
-                var nextDate: Date?
-                if inFlightCount < limit, waiting.isEmpty {
-                    do {
-                        await flush(state, logger: logger)
-                        let excluded = state.withLock { $0.inFlight.union($0.bufferedIDs) }
-                        let due = try await queue.dueDeliveries(
-                            sink: name, now: now(), excluding: excluded, limit: fetchSize)
-                        storeFailures = 0
-                        if !due.isEmpty {
-                            waiting = due.reversed()
-                            continue
-                        }
-                        nextDate = try await queue.nextAttemptDate(sink: name)
-                    } catch {
-                        if Task.isCancelled { break }
-                        storeFailures += 1
-                        let pause = min(30, 0.5 * pow(2, Double(min(storeFailures, 10))))
-                        // Once per outage; the retries of the same outage at debug level.
-                        logger.log(
-                            level: storeFailures == 1 ? .error : .debug,
-                            "cannot read due deliveries; trying again in \(pause) s", metadata: ["error": "\(error)"])
-                        await wakeup.wait(timeout: .milliseconds(Int64(pause * 1000)))
-                        continue
-                    }
-                }
-
-                let (inFlightNow, bufferedOldest) = state.withLock { ($0.inFlight.count, $0.oldestBuffered) }
-                let current = now()
-                var timeout: Duration?
-                if inFlightNow >= limit {
-                    timeout = nil // only a finished attempt (or a signal) changes anything
-                } else if !waiting.isEmpty {
+                if inFlight >= loop.limit {
+                    // Only an ended attempt (or a signal) frees a slot.
+                    await wakeup.wait(timeout: loop.recorder.timeUntilDue)
                     continue
-                } else if let nextDate, nextDate > current {
-                    if let deadline, inFlightNow == 0, bufferedOldest == nil, nextDate > deadline { return }
-                    timeout = min(.seconds(nextDate.timeIntervalSince(current)), idlePollInterval)
-                } else if let nextDate, nextDate <= current {
-                    // Due rows exist but are in flight (or blocked behind one): a finished
-                    // attempt signals; the short timeout is a safety net.
-                    timeout = min(.seconds(1), idlePollInterval)
-                } else {
-                    if deadline != nil, inFlightNow == 0, bufferedOldest == nil { return }
-                    timeout = deadline == nil ? idlePollInterval : nil
                 }
-                if let bufferedOldest {
-                    // Outcomes wait at most `recordDelay` to be recorded.
-                    let left = max(.zero, Self.recordDelay - (ContinuousClock.now - bufferedOldest))
-                    timeout = min(timeout ?? left, left)
+                // A slot is free and every row read is started: read the next batch. Whether
+                // anything was in flight or unrecorded is taken before reading: when nothing
+                // was, what the store says next is final.
+                let busy = loop.isBusy
+                let next: DueRows
+                do {
+                    next = try await readDue(loop)
+                    storeFailures = 0
+                } catch {
+                    if Task.isCancelled { break }
+                    storeFailures += 1
+                    let pause = min(30, 0.5 * pow(2, Double(min(storeFailures, 10))))
+                    // Once per outage; the retries of the same outage at debug level.
+                    logger.log(
+                        level: storeFailures == 1 ? .error : .debug,
+                        "cannot read due deliveries; trying again in \(pause) s", metadata: ["error": "\(error)"])
+                    await wakeup.wait(timeout: .milliseconds(Int64(pause * 1000)))
+                    continue
                 }
-                await wakeup.wait(timeout: timeout)
+                switch next {
+                case .rows(let rows):
+                    waiting = rows.reversed()
+                case .noneDue(let nextDate):
+                    guard let timeout = idleWait(nextDate: nextDate, deadline: deadline, busy: busy) else { return }
+                    await wakeup.wait(timeout: [timeout, loop.recorder.timeUntilDue].compactMap { $0 }.min())
+                }
             }
         }
-        // Attempts have ended (or were cut short): record every outcome that happened.
-        await flush(state, logger: logger)
-        if state.withLock({ $0.outputClosed }) { throw OutputClosed(sink: name) }
+        // Every attempt has ended: record the outcomes that still wait.
+        await loop.recorder.writeRemaining()
+        if loop.outputClosed { throw OutputClosed(sink: name) }
+    }
+
+    /// Starts rows from `waiting` while slots are free; a row whose rule is in quiet
+    /// hours is postponed instead. Returns how many attempts are in flight.
+    private func startAttempts(
+        from waiting: inout [DueDelivery], loop: SinkLoop, group: inout ThrowingDiscardingTaskGroup<any Error>
+    ) -> Int {
+        var inFlight = loop.inFlightCount
+        while inFlight < loop.limit, let row = waiting.popLast() {
+            if let update = quietHoursPostponement(row, logger: loop.logger) {
+                loop.recorder.add(update)
+                continue
+            }
+            loop.started(row.id)
+            inFlight += 1
+            group.addTask {
+                let (outcome, update) = await self.attempt(row, sink: loop.sink, logger: loop.logger)
+                // Unrecorded before it leaves the in-flight set: the row is never readable
+                // while its outcome is not in the store.
+                if let update { loop.recorder.add(update) }
+                loop.ended(row.id, outputClosed: outcome == .outputClosed)
+                loop.wakeup.signal()
+            }
+        }
+        return inFlight
+    }
+
+    /// What one read of the queue found.
+    private enum DueRows {
+        /// Due rows, oldest first.
+        case rows([DueDelivery])
+        /// None due now; the earliest pending row falls due then (`nil`: none pending).
+        case noneDue(Date?)
+    }
+
+    /// The next batch of due rows of the loop's sink, without the rows in flight or with
+    /// an outcome not yet recorded (they are still pending in the store).
+    private func readDue(_ loop: SinkLoop) async throws -> DueRows {
+        // In flight first: an attempt that ends joins the unrecorded rows before it leaves
+        // the in-flight set, so no row slips between the two reads.
+        let excluded = loop.inFlightIDs.union(loop.recorder.unrecordedIDs)
+        let due = try await queue.dueDeliveries(
+            sink: loop.name, now: now(), excluding: excluded, limit: Self.fetchSize(limit: loop.limit))
+        if !due.isEmpty { return .rows(due) }
+        return .noneDue(try await queue.nextAttemptDate(sink: loop.name))
+    }
+
+    /// How long a loop with a free slot and nothing due sleeps (`nil` in the result: until
+    /// signalled), or `nil` when a drain is over: nothing was in flight or unrecorded when
+    /// the store was read (`busy` false) and nothing falls due before the deadline.
+    private func idleWait(nextDate: Date?, deadline: Date?, busy: Bool) -> Duration?? {
+        let current = now()
+        guard let nextDate else {
+            // Nothing pending.
+            if deadline != nil { return busy ? .some(nil) : nil }
+            return .some(idlePollInterval)
+        }
+        if nextDate <= current {
+            // Due rows exist but are in flight (or blocked behind one): an ended attempt
+            // signals; the short timeout is a safety net.
+            return .some(min(.seconds(1), idlePollInterval))
+        }
+        if let deadline, !busy, nextDate > deadline { return nil }
+        return .some(min(.seconds(nextDate.timeIntervalSince(current)), idlePollInterval))
     }
 
     /// What a sink loop shares with its attempts.
-    private final class LoopState: Sendable {
-        struct Values {
-            var inFlight: Set<Int64> = []
-            /// Outcomes not yet recorded, and their rows: the loop must not read those rows
-            /// again before they are recorded.
-            var buffered: [DeliveryUpdate] = []
-            var bufferedIDs: Set<Int64> = []
-            var oldestBuffered: ContinuousClock.Instant?
-            var outputClosed = false
+    private final class SinkLoop: Sendable {
+        let name: String
+        let sink: any DeliverySink
+        /// Attempts in flight at most.
+        let limit: Int
+        let wakeup: Wakeup
+        let logger: Logger
+        let recorder: OutcomeRecorder
 
-            mutating func buffer(_ update: DeliveryUpdate) {
-                if buffered.isEmpty { oldestBuffered = .now }
-                buffered.append(update)
-                bufferedIDs.insert(update.deliveryID)
-            }
+        private struct Values {
+            var inFlight: Set<Int64> = []
+            var outputClosed = false
         }
 
         private let values = Mutex(Values())
 
-        func withLock<Result: Sendable>(_ body: (inout Values) -> Result) -> Result {
-            values.withLock { body(&$0) }
+        init(name: String, sink: any DeliverySink, limit: Int, wakeup: Wakeup, logger: Logger, recorder: OutcomeRecorder) {
+            self.name = name
+            self.sink = sink
+            self.limit = limit
+            self.wakeup = wakeup
+            self.logger = logger
+            self.recorder = recorder
         }
-    }
 
-    /// Records the outcomes gathered so far in one transaction, even when the loop is
-    /// being cancelled (an attempt that happened must be counted, a delivery that
-    /// succeeded must not be sent again), retrying a busy store briefly. Should the store
-    /// refuse them all, the rows stay pending and are attempted again.
-    private func flush(_ state: LoopState, logger: Logger) async {
-        let updates = state.withLock { state -> [DeliveryUpdate] in
-            defer {
-                state.buffered = []
-                state.oldestBuffered = nil
-            }
-            return state.buffered
+        var inFlightCount: Int { values.withLock { $0.inFlight.count } }
+        var inFlightIDs: Set<Int64> { values.withLock { $0.inFlight } }
+        var outputClosed: Bool { values.withLock { $0.outputClosed } }
+        /// Attempts in flight, or outcomes not yet recorded.
+        var isBusy: Bool { inFlightCount > 0 || !recorder.isIdle }
+
+        func started(_ id: Int64) {
+            values.withLock { _ = $0.inFlight.insert(id) }
         }
-        guard !updates.isEmpty else { return }
-        let queue = queue
-        // A task of its own: the store's calls throw CancellationError in a cancelled task.
-        await Task {
-            for (index, pause) in [0.0, 0.2, 1.0].enumerated() {
-                if pause > 0 { try? await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
-                do {
-                    try await queue.record(updates)
-                    return
-                } catch {
-                    logger.error(
-                        "cannot record the outcomes of \(updates.count) attempts (\(index + 1) of 3)",
-                        metadata: ["error": "\(error)"])
-                }
+
+        func ended(_ id: Int64, outputClosed: Bool) {
+            values.withLock { values in
+                values.inFlight.remove(id)
+                if outputClosed { values.outputClosed = true }
             }
-        }.value
-        // Recorded (or given up): the rows may be read again.
-        state.withLock { state in
-            for update in updates { state.bufferedIDs.remove(update.deliveryID) }
         }
     }
 
@@ -371,9 +379,10 @@ package final class Dispatcher: Sendable {
         let attempts = row.attempts + 1
         logger[metadataKey: "attempt"] = .stringConvertible(attempts)
 
+        let storedText = Array(row.eventJSON.utf8)
         let event: JSONValue
         do {
-            event = try JSONValue.parse(row.eventJSON)
+            event = try JSONValue.parse(storedText)
         } catch {
             let message = row.eventJSON.isEmpty
                 ? "sink \(row.sink): the event is no longer stored"
@@ -384,7 +393,7 @@ package final class Dispatcher: Sendable {
         }
 
         let request = DeliveryRequest(
-            deliveryID: row.id, eventID: row.eventID, event: event, rule: row.rule, sink: row.sink,
+            deliveryID: row.id, eventID: row.eventID, storedText: storedText, event: event, rule: row.rule, sink: row.sink,
             template: row.rule.flatMap { ruleTemplates[$0] }, attempt: attempts)
         let outcome = await sink.deliver(request)
 

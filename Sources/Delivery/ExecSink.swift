@@ -118,7 +118,7 @@ package struct ExecSink: DeliverySink {
 
     package func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
         let argv = argumentVector(for: request)
-        var input = request.eventWithRule.compactBytes
+        var input = request.eventWithRuleBytes
         input.append(UInt8(ascii: "\n"))
         let child = ChildProcess(
             executable: argv[0], arguments: argv, environment: environment(for: request), standardInput: input,

@@ -42,7 +42,7 @@ package struct StdoutSink: DeliverySink {
     package var maximumConcurrency: Int? { 1 }
 
     package func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
-        var line = request.eventWithRule.compactBytes
+        var line = request.eventWithRuleBytes
         line.append(UInt8(ascii: "\n"))
         let fileDescriptor = fileDescriptor
         let sink = request.sink

@@ -78,8 +78,8 @@ package struct WebhookSink: DeliverySink {
     /// The body and the TEXT it carries, for an event as delivered (with `rule`): what
     /// the sink would send. `chatbridge rules test` shows it without sending.
     package func body(for request: DeliveryRequest) -> [UInt8] {
+        guard format.usesText else { return request.eventWithRuleBytes }
         let event = request.eventWithRule
-        guard format.usesText else { return format.body(event: event, text: "") }
         let text = (request.template ?? template).map { $0.render(event) } ?? DeliverySummary.text(for: event)
         return format.body(event: event, text: text)
     }

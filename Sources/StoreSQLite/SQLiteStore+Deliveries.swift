@@ -22,7 +22,7 @@ extension SQLiteStore: DeliveryQueue {
     /// ``queueFrontWindow`` entries, where the first row of each chat heads that chat.
     /// Only when that window is full and yields too few due rows (the front is waiting
     /// for retries) does it ask the due-time index (`deliveries_due`) with a per-row
-    /// "older pending row of this chat" check (`deliveries_by_chat`). Payloads are read by
+    /// "older pending row of this chat" check (`deliveries_by_key`). Payloads are read by
     /// id for the chosen rows only.
     package func dueDeliveries(sink: String, now: Date, excluding inFlight: Set<Int64>, limit: Int) async throws -> [DueDelivery] {
         guard limit > 0 else { return [] }
@@ -89,7 +89,7 @@ extension SQLiteStore: DeliveryQueue {
             WHERE d.sink = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
               \(placeholders)
               AND NOT EXISTS (
-                SELECT 1 FROM deliveries o
+                SELECT 1 FROM deliveries o INDEXED BY deliveries_by_key
                 WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.id
             LIMIT ?
@@ -136,7 +136,7 @@ extension SQLiteStore: DeliveryQueue {
                 SELECT d.next_attempt_at FROM deliveries d INDEXED BY deliveries_due
                 WHERE d.sink = ? AND d.status = 'pending'
                   AND NOT EXISTS (
-                    SELECT 1 FROM deliveries o
+                    SELECT 1 FROM deliveries o INDEXED BY deliveries_by_key
                     WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
                 ORDER BY d.next_attempt_at
                 LIMIT 1

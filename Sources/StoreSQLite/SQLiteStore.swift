@@ -74,7 +74,10 @@ package final class SQLiteStore: Sendable {
 
     /// Upgrades a store written by an earlier release, for a read-only command that found it.
     private static func upgrade(path: String) throws {
-        let writer = try DatabasePool(path: path)
+        // A running daemon may be committing: wait for it as every other connection does.
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let writer = try DatabasePool(path: path, configuration: configuration)
         try migrator.migrate(writer)
         try writer.close()
     }
@@ -224,6 +227,32 @@ package final class SQLiteStore: Sendable {
                 -- The key that orders a chat's deliveries per sink and that throttles count by.
                 ALTER TABLE deliveries RENAME COLUMN chat_key TO ordering_key;
                 ALTER TABLE throttles RENAME COLUMN chat_key TO ordering_key;
+                """)
+        }
+        // Recording an outcome should rewrite few pages: the row, and index pages that
+        // many outcomes of one transaction share. The queue's indexes hold pending rows
+        // only (as PostgreSQL's do; `status` kept as a column, so they still cover their
+        // queries): a finished row leaves them at the front of the queue instead of moving
+        // inside them, and they stay as small as the queue, not the delivery history.
+        // `deliveries_finished` holds finished rows only, which join at its end. The
+        // per-chat index leaves `status` out, so an outcome does not touch it at all
+        // (its entries are in chat order, a page per chat): "is an older row of this chat
+        // pending" reads the chat's rows older than the candidate, which retention bounds.
+        migrator.registerMigration("v3: delivery indexes outcomes barely touch") { db in
+            try db.execute(sql: """
+                DROP INDEX deliveries_queue;
+                DROP INDEX deliveries_due;
+                DROP INDEX deliveries_by_chat;
+                DROP INDEX deliveries_finished;
+                -- A sink's pending rows in id order, covering what the front of the queue needs.
+                CREATE INDEX deliveries_queue ON deliveries (sink, status, id, ordering_key, next_attempt_at)
+                    WHERE status = 'pending';
+                -- The earliest next attempt, and due rows when the front of the queue is waiting.
+                CREATE INDEX deliveries_due ON deliveries (sink, status, next_attempt_at) WHERE status = 'pending';
+                -- "Is an older row of this chat pending?" (untouched by outcomes)
+                CREATE INDEX deliveries_by_key ON deliveries (sink, ordering_key, id);
+                -- Finished rows by status and time, for retention.
+                CREATE INDEX deliveries_finished ON deliveries (status, finished_at) WHERE finished_at IS NOT NULL;
                 """)
         }
         return migrator

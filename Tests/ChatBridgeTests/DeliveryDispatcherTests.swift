@@ -109,6 +109,16 @@ func whileRunning<T: Sendable>(_ dispatcher: Dispatcher, _ body: () async throws
     }
 }
 
+/// Counts the store's committed transactions.
+final class CommitCounter: TransactionObserver, Sendable {
+    private let commits = Mutex(0)
+    var count: Int { commits.withLock { $0 } }
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { false }
+    func databaseDidChange(with event: DatabaseEvent) {}
+    func databaseDidCommit(_ db: Database) { commits.withLock { $0 += 1 } }
+    func databaseDidRollback(_ db: Database) {}
+}
+
 @Suite("Delivery: outbox queries of the SQLite store")
 struct DeliveryStoreTests {
     @Test func dueRowsAreOldestFirstAndOnePerChat() async throws {
@@ -246,19 +256,86 @@ struct DeliveryStoreTests {
         let byTime = try await plan("""
             SELECT d.id FROM deliveries d INDEXED BY deliveries_due
             WHERE d.sink = 'hook' AND d.status = 'pending' AND d.next_attempt_at <= 1e12 AND d.id NOT IN (1, 2)
-              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
+              AND NOT EXISTS (SELECT 1 FROM deliveries o INDEXED BY deliveries_by_key WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.id LIMIT 8
             """)
         let next = try await plan("""
             SELECT d.next_attempt_at FROM deliveries d INDEXED BY deliveries_due
             WHERE d.sink = 'hook' AND d.status = 'pending'
-              AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
+              AND NOT EXISTS (SELECT 1 FROM deliveries o INDEXED BY deliveries_by_key WHERE o.sink = d.sink AND o.ordering_key = d.ordering_key AND o.status = 'pending' AND o.id < d.id)
             ORDER BY d.next_attempt_at LIMIT 1
             """)
         for plan in [byTime, next] {
-            #expect(plan.contains("deliveries_due") && plan.contains("deliveries_by_chat"), "\(plan)")
+            #expect(plan.contains("deliveries_due") && plan.contains("deliveries_by_key"), "\(plan)")
             #expect(!plan.contains("SCAN d\n") && !plan.hasPrefix("SCAN d") && !plan.contains("SCAN o"), "\(plan)")
         }
+        // Retention finds finished rows by their own index.
+        let finished = try await plan("""
+            SELECT id FROM deliveries WHERE status = 'delivered' AND finished_at < 1e12 LIMIT 500
+            """)
+        #expect(finished.contains("INDEX deliveries_finished"), "\(finished)")
+    }
+
+    @Test func anOutcomeRewritesFewIndexPages() async throws {
+        // A delivered row leaves the queue's indexes (instead of moving inside them),
+        // pending rows are not in the finished rows' index, and the per-chat index has no
+        // column an outcome changes.
+        let outbox = try OutboxFixture()
+        let delivered = try await outbox.queued("e1", chat: "a")
+        try await outbox.queued("e2", chat: "b")
+        try await outbox.store.record(.delivered(status: 200), deliveryID: delivered, attempts: 1, at: Date())
+        let partial = try await outbox.store.pool.read { db in
+            try Row.fetchAll(db, sql: "PRAGMA index_list(deliveries)").filter { $0["partial"] == 1 }.map { $0["name"] as String }
+        }
+        #expect(Set(partial) == ["deliveries_queue", "deliveries_due", "deliveries_finished"], "\(partial)")
+        let byKey = try await outbox.store.pool.read { db in
+            try Row.fetchAll(db, sql: "PRAGMA index_info(deliveries_by_key)").map { $0["name"] as String }
+        }
+        #expect(byKey == ["sink", "ordering_key", "id"], "no column an outcome changes")
+        let due = try await outbox.store.dueDeliveries(sink: "hook", now: Date(), excluding: [], limit: 10)
+        #expect(due.map(\.eventID) == ["e2"], "the delivered row is no longer queued")
+    }
+
+    @Test func outcomesAreRecordedInBatchesBesideTheLoop() async throws {
+        let outbox = try OutboxFixture()
+        var ids: [Int64] = []
+        for index in 0..<(OutcomeRecorder.batchSize + 4) { ids.append(try await outbox.queued("e\(index)", chat: "c\(index)")) }
+        let commits = CommitCounter()
+        outbox.store.pool.add(transactionObserver: commits, extent: .databaseLifetime)
+        let recorder = OutcomeRecorder(queue: outbox.store, logger: Logger(label: "test")) {}
+        func delivered(_ id: Int64) -> DeliveryUpdate {
+            DeliveryUpdate(deliveryID: id, change: .attempted(.delivered(status: 200), attempts: 1), at: Date())
+        }
+        for id in ids[0..<3] { recorder.add(delivered(id)) }
+        #expect(recorder.unrecordedIDs == Set(ids[0..<3]), "not readable from the queue until recorded")
+        #expect(recorder.startTransaction(inFlight: 2) == nil, "attempts run, few outcomes, none old: wait")
+        let wait = try #require(recorder.timeUntilDue)
+        #expect(wait > .zero && wait <= OutcomeRecorder.maximumDelay)
+        // Nothing in flight (the loop may go idle): due at once.
+        let first = try #require(recorder.startTransaction(inFlight: 0))
+        #expect(first.map(\.deliveryID) == Array(ids[0..<3]))
+        // One that arrives while the transaction runs waits for the next one.
+        recorder.add(delivered(ids[3]))
+        #expect(recorder.startTransaction(inFlight: 0) == nil, "one transaction at a time")
+        await recorder.write(first)
+        #expect(commits.count == 1, "one transaction for the three")
+        #expect(recorder.unrecordedIDs == [ids[3]])
+        #expect(try await outbox.records().filter { $0.status == "delivered" }.count == 3)
+        // A full batch is due while attempts run.
+        for id in ids[4...] { recorder.add(delivered(id)) }
+        let second = try #require(recorder.startTransaction(inFlight: 8))
+        #expect(second.count == OutcomeRecorder.batchSize + 1)
+        await recorder.write(second)
+        #expect(commits.count == 2)
+        #expect(recorder.isIdle)
+        #expect(try await outbox.records().allSatisfy { $0.status == "delivered" })
+        // The oldest waits at most the delay while attempts run.
+        let late = try await outbox.queued("late", chat: "late")
+        recorder.add(delivered(late))
+        try await Task.sleep(for: OutcomeRecorder.maximumDelay)
+        let third = try #require(recorder.startTransaction(inFlight: 8), "due once the oldest has waited the delay")
+        await recorder.write(third)
+        #expect(try await outbox.records().allSatisfy { $0.status == "delivered" })
     }
 
     @Test func dueRowsBehindAWaitingFrontAreFound() async throws {

@@ -363,6 +363,29 @@ struct DeliveryFormatTests {
         #expect(noRule.eventWithRule == event)
     }
 
+    @Test func theStoredTextWithRuleIsTheEventEncodedWithRule() throws {
+        // The dispatcher's requests carry the stored text: `rule` is spliced into it, and
+        // the bytes are those that encoding the event with its rule would give.
+        for value in [event, SampleEvent.hostile, .object([:])] {
+            let stored = value.compactBytes
+            for rule in ["vip", "a \"quoted\" \u{2028} rule", nil] as [String?] {
+                let request = DeliveryRequest(
+                    deliveryID: 1, eventID: "e", storedText: stored, event: value, rule: rule, sink: "s")
+                #expect(request.eventWithRuleBytes == request.eventWithRule.compactBytes)
+            }
+        }
+        // A digest carries its own `rule`: replaced in place, as encoding does.
+        let digest = json(#"{"id":"d","type":"digest","rule":"old","count":0,"events":[]}"#)
+        let digestRequest = DeliveryRequest(
+            deliveryID: 1, eventID: "d", storedText: digest.compactBytes, event: digest, rule: "vip", sink: "s")
+        #expect(digestRequest.eventWithRuleBytes == Array(#"{"id":"d","type":"digest","rule":"vip","count":0,"events":[]}"#.utf8))
+        // Stored text with line breaks between tokens still gives one line.
+        let spread = Array("{\n\"id\": \"e\"\r\n}".utf8)
+        let spreadRequest = DeliveryRequest(
+            deliveryID: 1, eventID: "e", storedText: spread, event: try JSONValue.parse(spread), rule: "vip", sink: "s")
+        #expect(spreadRequest.eventWithRuleBytes == Array(#"{"id":"e","rule":"vip"}"#.utf8))
+    }
+
     @Test func slackEscapesExactlyOnce() throws {
         let text = "a & b < c > d &amp; <!channel>"
         let parsed = try JSONValue.parse(DeliveryFormat.slack.body(event: event, text: text))
