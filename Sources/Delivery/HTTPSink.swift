@@ -73,22 +73,22 @@ package struct HTTPSink: DeliverySink {
                 method: template.method, url: nil, headerNames: [], contentType: template.contentType, bodyBytes: 0)
             return HTTPAttempt(request: summary, outcome: .dead(status: nil, error: "sink \(name): \(failure)"), status: nil, responseBody: [])
         }
-        var httpRequest = HTTPClientRequest(url: rendered.url)
-        httpRequest.method = HTTPMethod(rawValue: rendered.method)
-        if let contentType = rendered.contentType { httpRequest.headers.add(name: "Content-Type", value: contentType) }
-        httpRequest.headers.add(name: "User-Agent", value: userAgent)
+        var httpHeaders = HTTPHeaders()
+        if let contentType = rendered.contentType { httpHeaders.add(name: "Content-Type", value: contentType) }
+        httpHeaders.add(name: "User-Agent", value: userAgent)
         let id = WebhookSigner.messageID(eventID: request.eventID, rule: request.rule, sink: request.sink)
         for header in WebhookSigner.headers(id: id, timestamp: now(), body: rendered.body, signer: signer) {
-            httpRequest.headers.add(name: header.name, value: header.value)
+            httpHeaders.add(name: header.name, value: header.value)
         }
         for header in rendered.headers where !Self.reservedHeaderNames.contains(header.name.lowercased()) {
-            httpRequest.headers.replaceOrAdd(name: header.name, value: header.value)
+            httpHeaders.replaceOrAdd(name: header.name, value: header.value)
         }
-        if rendered.contentType != nil { httpRequest.body = .bytes(ByteBuffer(bytes: rendered.body)) }
 
-        let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now).send(httpRequest)
+        let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now).send(
+            method: HTTPMethod(rawValue: rendered.method), url: rendered.url, headers: httpHeaders,
+            body: rendered.contentType != nil ? rendered.body : nil)
         let summary = HTTPAttempt.RequestSummary(
-            method: rendered.method, url: rendered.url, headerNames: httpRequest.headers.map(\.name),
+            method: rendered.method, url: rendered.url, headerNames: httpHeaders.map(\.name),
             contentType: rendered.contentType, bodyBytes: rendered.body.count)
         return HTTPAttempt(request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [])
     }

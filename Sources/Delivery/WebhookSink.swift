@@ -91,22 +91,21 @@ package struct WebhookSink: DeliverySink {
     /// One attempt, with what was sent and what came back (`chatbridge sinks test`).
     package func attempt(_ request: DeliveryRequest) async -> HTTPAttempt {
         let body = body(for: request)
-        var httpRequest = HTTPClientRequest(url: url.value)
-        httpRequest.method = .POST
-        httpRequest.headers.add(name: "Content-Type", value: "application/json")
-        httpRequest.headers.add(name: "User-Agent", value: userAgent)
+        var httpHeaders = HTTPHeaders()
+        httpHeaders.add(name: "Content-Type", value: "application/json")
+        httpHeaders.add(name: "User-Agent", value: userAgent)
         let id = WebhookSigner.messageID(eventID: request.eventID, rule: request.rule, sink: request.sink)
         for header in WebhookSigner.headers(id: id, timestamp: now(), body: body, signer: signer) {
-            httpRequest.headers.add(name: header.name, value: header.value)
+            httpHeaders.add(name: header.name, value: header.value)
         }
         for header in headers {
-            httpRequest.headers.replaceOrAdd(name: header.name, value: header.value.value)
+            httpHeaders.replaceOrAdd(name: header.name, value: header.value.value)
         }
-        httpRequest.body = .bytes(ByteBuffer(bytes: body))
 
-        let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now).send(httpRequest)
+        let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now)
+            .send(method: .POST, url: url.value, headers: httpHeaders, body: body)
         let summary = HTTPAttempt.RequestSummary(
-            method: "POST", url: url.value, headerNames: httpRequest.headers.map(\.name),
+            method: "POST", url: url.value, headerNames: httpHeaders.map(\.name),
             contentType: "application/json", bodyBytes: body.count)
         return HTTPAttempt(request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [])
     }

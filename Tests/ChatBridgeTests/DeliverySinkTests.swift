@@ -260,6 +260,38 @@ struct DeliveryWebhookSinkTests {
         }
     }
 
+    @Test func aBodyThatOutlastsTheTimeoutIsATimeout() async throws {
+        // The head (200) comes at once, the body does not end: the sink's timeout covers the
+        // whole exchange, body included, so this is a retry, not a delivery.
+        try await withReceiver({ _, _ in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "{\"ok\":"))
+                try? await Task.sleep(for: .seconds(3))
+                try await writer.finish(nil)
+            })
+        }) { url, http, _ in
+            let sink = WebhookSink(name: "team-hook", url: Secret(url.absoluteString), timeout: .milliseconds(300), httpClient: http)
+            let outcome = await sink.deliver(request())
+            guard case .retry(nil, let error, nil) = outcome else {
+                Issue.record("expected a retry, got \(outcome)")
+                return
+            }
+            #expect(error.contains("timed out"))
+            assertNoSecrets(outcome, url: url)
+        }
+    }
+
+    @Test func aLongSuccessBodyIsReadUpToItsLimitAndDelivered() async throws {
+        // More than the 64 KiB read of a 2xx body: the exchange ends there, delivered.
+        let body = String(repeating: "x", count: HTTPExchange.successBodyLimit * 3)
+        try await withReceiver({ _, _ in receiverResponse(200, body) }) { url, http, _ in
+            let sink = WebhookSink(name: "team-hook", url: Secret(url.absoluteString), httpClient: http)
+            let attempt = await sink.attempt(request())
+            #expect(attempt.outcome == .delivered(status: 200))
+            #expect(attempt.responseBody.count == HTTPOutcome.keptBodyBytes)
+        }
+    }
+
     @Test func chatFormatsCarryTheTemplateText() async throws {
         try await withReceiver({ _, _ in receiverResponse(200) }) { url, http, log in
             let sinkTemplate = try DeliveryTemplate("sink says {{chat.name}}")
