@@ -55,11 +55,20 @@ let package = Package(
         // Pure: a page of "List all chats" scanned for its items and their raw bytes,
         // without decoding them (a target of its own so that fuzzing builds no network stack).
         .target(name: "UnipileScanner", dependencies: ["ChatBridgeCore"]),
+        // One HTTP answer read on the event loop, the body bounded: the poll's pages and the sinks' answers.
+        .target(
+            name: "HTTPCollection",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The Unipile API: the client, paging, rate limit.
         .target(
             name: "Unipile",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner",
+                "ChatBridgeCore", "ChatBridgeConfig", "UnipileScanner", "HTTPCollection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -107,8 +116,10 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Formats", "Rules", "Store",
+                "ChatBridgeCore", "ChatBridgeConfig", "Formats", "Rules", "Store", "HTTPCollection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import ChatBridgeConfig
 import ChatBridgeCore
+import HTTPCollection
 import UnipileScanner
 
 /// Reads every page of Unipile's "List all chats" (`GET /api/v1/chats`) for one source.
@@ -208,17 +209,26 @@ package struct UnipileClient: Sendable {
             throw .cancelled
         }
 
-        let answer: PageDownload.Answer
+        let answer: CollectedResponse
         do {
             let request = try makeRequest(url: url)
             let observer = responseObserver
-            answer = try await PageDownload.answer(
+            let pageLimit = maxPageBytes
+            answer = try await ResponseCollector.response(
                 to: request, client: httpClient, deadline: .now() + TimeAmount.nanoseconds(requestTimeout.clampedNanoseconds),
-                pageLimit: maxPageBytes, errorLimit: Self.errorBodyLimit, onHead: { observer?($0) })
+                limit: { status in
+                    (200..<300).contains(status) ? .refuseLonger(than: pageLimit) : .keepPrefix(bytes: Self.errorBodyLimit)
+                },
+                onHead: { observer?($0) })
         } catch {
             throw classify(error, page: page)
         }
-        if (200..<300).contains(answer.status) { return answer.body }
+        if answer.isSuccess {
+            guard answer.bodyIsComplete else {
+                throw .transport("the connection closed before the page's end", page: page)
+            }
+            return answer.body
+        }
         let retryAfter = answer.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: Date()) }
         throw .api(UnipileAPIError(status: answer.status, body: answer.body, retryAfter: retryAfter).redacting(apiKey), page: page)
     }
@@ -237,7 +247,7 @@ package struct UnipileClient: Sendable {
 
     private func classify(_ error: any Error, page: Int) -> PollFailure {
         if Task.isCancelled || error is CancellationError { return .cancelled }
-        if let error = error as? PageDownload.PageTooLarge {
+        if let error = error as? ResponseBodyTooLarge {
             return .malformed("the page body is larger than \(Self.byteCount(error.limit))", page: page)
         }
         if let error = error as? HTTPClientError {
