@@ -377,6 +377,45 @@ struct UnipileClientTests {
         }
     }
 
+    @Test("a page whose connection breaks after the head fails the poll: never a page cut short")
+    func pageCutShort() async throws {
+        struct Broken: Error {}
+        try await withScriptedServer({ _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: #"{"object":"ChatList","items":["#))
+                    throw Broken()
+                })
+        }) { baseURL, http, _ in
+            let failure = await pollFailure(client(baseURL, http))
+            guard case .transport(_, page: 1)? = failure else {
+                Issue.record("expected a transport failure at page 1, got \(String(describing: failure))")
+                return
+            }
+        }
+    }
+
+    @Test("an error answer whose body breaks still fails the poll with its status")
+    func errorBodyCutShort() async throws {
+        struct Broken: Error {}
+        try await withScriptedServer({ _, _ in
+            Response(
+                status: .serviceUnavailable, headers: [.contentType: "application/json"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: #"{"status":503,"type":"errors/service_unava"#))
+                    throw Broken()
+                })
+        }) { baseURL, http, _ in
+            let failure = await pollFailure(client(baseURL, http))
+            guard case .api(let error, page: 1)? = failure else {
+                Issue.record("expected an API failure at page 1, got \(String(describing: failure))")
+                return
+            }
+            #expect(error.status == 503)
+        }
+    }
+
     @Test("a 500 in the middle of paging fails the poll at that page")
     func errorMidway() async throws {
         try await withScriptedServer({ _, index in
