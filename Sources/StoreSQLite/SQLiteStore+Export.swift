@@ -15,8 +15,9 @@ extension SQLiteStore: StoreExporting {
         if !sources.isEmpty { try await sink(.sources(sources)) }
 
         try await pages(limit: limit, sql: """
-            SELECT rowid, source, chat_id, account_id, account_type, raw, fingerprint, missing, updated_at
-            FROM chats WHERE rowid > ? ORDER BY rowid LIMIT ?
+            SELECT b.id, b.source, b.chat_id, b.account_id, b.account_type, b.raw, c.fingerprint, c.missing, b.updated_at
+            FROM chat_bodies b JOIN chats c ON c.source = b.source AND c.chat_id = b.chat_id
+            WHERE b.id > ? ORDER BY b.id LIMIT ?
             """, into: sink, wrap: StoreCopyBatch.chats) { row in
             StoreCopyBatch.Chat(
                 source: row[1], id: row[2], accountID: row[3], accountType: row[4], raw: row[5], fingerprint: row[6],

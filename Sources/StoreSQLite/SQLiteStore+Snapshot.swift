@@ -84,8 +84,8 @@ extension SQLiteStore {
     package func snapshotChats(source: String?) async throws -> [(source: String, chat: JSONValue)] {
         try await pool.read { db in
             // A baseline in progress is not a snapshot yet.
-            let sql = "SELECT source, raw FROM chats WHERE source IN (SELECT name FROM sources WHERE baseline_done)"
-                + (source == nil ? "" : " AND source = ?") + " ORDER BY source, rowid"
+            let sql = "SELECT source, raw FROM chat_bodies WHERE source IN (SELECT name FROM sources WHERE baseline_done)"
+                + (source == nil ? "" : " AND source = ?") + " ORDER BY source, id"
             let rows = try Row.fetchCursor(db, sql: sql, arguments: source.map { [$0] } ?? [])
             var result: [(source: String, chat: JSONValue)] = []
             while let row = try rows.next() {
@@ -112,10 +112,13 @@ extension SQLiteStore {
                     raw = excluded.raw, fingerprint = excluded.fingerprint
                 """)
             for chat in chats {
-                statement.setUncheckedArguments([
-                    source, chat.id, chat.accountID, chat.accountType, chat.raw, Int64(bitPattern: chat.fingerprint),
-                ])
-                try statement.execute()
+                statement.bind(source, at: 1)
+                statement.bind(chat.id, at: 2)
+                statement.bind(chat.accountID, at: 3)
+                statement.bind(chat.accountType, at: 4)
+                statement.bind(chat.raw, at: 5)
+                statement.bind(Int64(bitPattern: chat.fingerprint), at: 6)
+                try statement.runOnce(db)
             }
         }
     }
@@ -144,30 +147,98 @@ extension SQLiteStore {
             record.filterFingerprint = filterFingerprint
             record.suspiciousStreak = 0
             try Self.saveSourceRecord(db, record)
-            try db.execute(sql: "DELETE FROM chats WHERE source = ?", arguments: [source])
+            try db.execute(sql: """
+                DELETE FROM chat_bodies WHERE id IN (SELECT body_id FROM chats WHERE source = ?);
+                DELETE FROM chats WHERE source = ?;
+                """, arguments: [source, source])
         }
     }
 
     /// Writes chats of a baseline in progress (see ``beginBaseline(source:filterFingerprint:)``);
     /// a chat listed twice keeps its later copy.
+    ///
+    /// The bodies are appended in listing order; the keys go in sorted by chat id, so that
+    /// each page of `chats` is written once per batch instead of once per chat that lands
+    /// on it (the ids arrive in random order).
     package func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws {
         guard !chats.isEmpty else { return }
         try await pool.write { db in
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO chats (source, chat_id, account_id, account_type, raw, fingerprint, missing, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 0, ?)
-                ON CONFLICT (source, chat_id) DO UPDATE SET
-                    account_id = excluded.account_id, account_type = excluded.account_type,
-                    raw = excluded.raw, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at
+            let insertBody = try db.cachedStatement(sql: """
+                INSERT INTO chat_bodies (source, chat_id, account_id, account_type, raw, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
                 """)
+            var bodyIDs: [Int64] = []
+            bodyIDs.reserveCapacity(chats.count)
+            let updatedAt = now.storeValue
             for chat in chats {
-                statement.setUncheckedArguments([
-                    source, chat.id, chat.accountID, chat.accountType, chat.raw, Int64(bitPattern: chat.fingerprint),
-                    now.storeValue,
-                ])
-                try statement.execute()
+                insertBody.bind(source, at: 1)
+                insertBody.bind(chat.id, at: 2)
+                insertBody.bind(chat.accountID, at: 3)
+                insertBody.bind(chat.accountType, at: 4)
+                insertBody.bind(chat.raw, at: 5)
+                insertBody.bind(updatedAt, at: 6)
+                try insertBody.runOnce(db)
+                bodyIDs.append(db.lastInsertedRowID)
+            }
+            let insertKey = try db.cachedStatement(sql: """
+                INSERT INTO chats (source, chat_id, fingerprint, missing, body_id) VALUES (?, ?, ?, 0, ?)
+                ON CONFLICT (source, chat_id) DO NOTHING
+                """)
+            for position in Self.keyOrder(chats) {
+                let chat = chats[position]
+                insertKey.bind(source, at: 1)
+                insertKey.bind(chat.id, at: 2)
+                insertKey.bind(Int64(bitPattern: chat.fingerprint), at: 3)
+                insertKey.bind(bodyIDs[position], at: 4)
+                try insertKey.runOnce(db)
+                if db.changesCount == 0 {
+                    // Listed earlier in this baseline too: the later copy replaces it.
+                    try Self.replaceBody(
+                        db, source: source, chatID: chat.id, fingerprint: chat.fingerprint, bodyID: bodyIDs[position])
+                }
             }
         }
+    }
+
+    /// The positions of `chats` in an order that clusters equal ids, and that keeps a chat
+    /// listed twice in listing order (its later copy then replaces the earlier one).
+    ///
+    /// Inserted in this order, the keys walk the pages of `chats` once per batch instead of
+    /// landing on a random page each (ids arrive in random order). Any total order of the
+    /// ids would do: it compares the first eight bytes as one integer, and whole ids only
+    /// when those are equal.
+    static func keyOrder(_ chats: [StagedChat]) -> [Int] {
+        var order: [(prefix: UInt64, position: Int)] = chats.indices.map { position in
+            var id = chats[position].id
+            let prefix = id.withUTF8 { bytes in
+                var value: UInt64 = 0
+                for index in 0..<8 { value = value << 8 | UInt64(index < bytes.count ? bytes[index] : 0) }
+                return value
+            }
+            return (prefix, position)
+        }
+        order.sort { a, b in
+            if a.prefix != b.prefix { return a.prefix < b.prefix }
+            let idA = chats[a.position].id, idB = chats[b.position].id
+            return idA == idB ? a.position < b.position : idA < idB
+        }
+        return order.map(\.position)
+    }
+
+    /// Points the stored chat `chatID` at the body `bodyID` (written just before) and
+    /// deletes its earlier body.
+    private static func replaceBody(
+        _ db: Database, source: String, chatID: String, fingerprint: UInt64, bodyID: Int64
+    ) throws {
+        let old = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT body_id FROM chats WHERE source = ? AND chat_id = ?"),
+            arguments: [source, chatID])
+        if let old {
+            try db.cachedStatement(sql: "DELETE FROM chat_bodies WHERE id = ?").execute(arguments: [old])
+        }
+        try db.cachedStatement(sql: """
+            UPDATE chats SET fingerprint = ?, missing = 0, body_id = ? WHERE source = ? AND chat_id = ?
+            """).execute(arguments: [Int64(bitPattern: fingerprint), bodyID, source, chatID])
     }
 
     static func createStagingTable(_ db: Database) throws {
@@ -211,7 +282,8 @@ extension SQLiteStore {
                 // each becomes a chat.added, in the order the API listed them.
                 if poll.emitBaseline {
                     let rows = try Row.fetchCursor(db, sql: """
-                        SELECT chat_id, account_id, account_type, raw FROM chats WHERE source = ? ORDER BY rowid
+                        SELECT b.chat_id, b.account_id, b.account_type, b.raw
+                        FROM chats c JOIN chat_bodies b ON b.id = c.body_id WHERE c.source = ? ORDER BY b.id
                         """, arguments: [poll.source])
                     while let row = try rows.next() {
                         let chatID: String = row[0]
@@ -248,22 +320,30 @@ extension SQLiteStore {
     }
 
     /// Writes each staged chat into the snapshot, with the event ``EventDetector`` makes
-    /// of it and the last stored copy.
+    /// of it and the last stored copy. A changed chat's body is rewritten in place, so the
+    /// snapshot keeps its listing order.
     private static func applyStagedChanges(
         _ db: Database, poll: CompletedPoll, detector: EventDetector, writer: OutboxWriter,
         into application: inout PollApplication
     ) throws {
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT s.chat_id, s.account_id, s.account_type, s.raw, s.fingerprint, c.raw
-            FROM temp.staging s LEFT JOIN chats c ON c.source = s.source AND c.chat_id = s.chat_id
+            SELECT s.chat_id, s.account_id, s.account_type, s.raw, s.fingerprint, c.body_id, b.raw
+            FROM temp.staging s
+            LEFT JOIN chats c ON c.source = s.source AND c.chat_id = s.chat_id
+            LEFT JOIN chat_bodies b ON b.id = c.body_id
             WHERE s.source = ? ORDER BY s.seq
             """, arguments: [poll.source])
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO chats (source, chat_id, account_id, account_type, raw, fingerprint, missing, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, 0, ?)
-            ON CONFLICT (source, chat_id) DO UPDATE SET
-                account_id = excluded.account_id, account_type = excluded.account_type, raw = excluded.raw,
-                fingerprint = excluded.fingerprint, missing = 0, updated_at = excluded.updated_at
+        let updateBody = try db.cachedStatement(sql: """
+            UPDATE chat_bodies SET account_id = ?, account_type = ?, raw = ?, updated_at = ? WHERE id = ?
+            """)
+        let updateKey = try db.cachedStatement(sql: """
+            UPDATE chats SET fingerprint = ?, missing = 0 WHERE source = ? AND chat_id = ?
+            """)
+        let insertBody = try db.cachedStatement(sql: """
+            INSERT INTO chat_bodies (source, chat_id, account_id, account_type, raw, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        let insertKey = try db.cachedStatement(sql: """
+            INSERT INTO chats (source, chat_id, fingerprint, missing, body_id) VALUES (?, ?, ?, 0, ?)
             """)
         let now = poll.finishedAt
         while let row = try rows.next() {
@@ -272,7 +352,8 @@ extension SQLiteStore {
             let accountType: String? = row[2]
             let raw: Data = row[3]
             let fingerprint: Int64 = row[4]
-            let previous = try (row[5] as Data?).map { try JSONValue.parse($0) }
+            let bodyID: Int64? = row[5]
+            let previous = try (row[6] as Data?).map { try JSONValue.parse($0) }
             let event = detector.changed(
                 chatID: chatID, accountID: accountID, accountType: accountType, previous: previous,
                 current: try JSONValue.parse(raw))
@@ -280,7 +361,31 @@ extension SQLiteStore {
                 try writer.write(
                     event, orderingKey: OrderingKey.chat(source: poll.source, chatID: chatID), into: &application)
             }
-            try upsert.execute(arguments: [poll.source, chatID, accountID, accountType, raw, fingerprint, now.storeValue])
+            if let bodyID {
+                updateBody.bind(accountID, at: 1)
+                updateBody.bind(accountType, at: 2)
+                updateBody.bind(raw, at: 3)
+                updateBody.bind(now.storeValue, at: 4)
+                updateBody.bind(bodyID, at: 5)
+                try updateBody.runOnce(db)
+                updateKey.bind(fingerprint, at: 1)
+                updateKey.bind(poll.source, at: 2)
+                updateKey.bind(chatID, at: 3)
+                try updateKey.runOnce(db)
+            } else {
+                insertBody.bind(poll.source, at: 1)
+                insertBody.bind(chatID, at: 2)
+                insertBody.bind(accountID, at: 3)
+                insertBody.bind(accountType, at: 4)
+                insertBody.bind(raw, at: 5)
+                insertBody.bind(now.storeValue, at: 6)
+                try insertBody.runOnce(db)
+                insertKey.bind(poll.source, at: 1)
+                insertKey.bind(chatID, at: 2)
+                insertKey.bind(fingerprint, at: 3)
+                insertKey.bind(db.lastInsertedRowID, at: 4)
+                try insertKey.runOnce(db)
+            }
             application.chatWrites += 1
             application.updatedFingerprints[chatID] = UInt64(bitPattern: fingerprint)
         }
@@ -300,15 +405,19 @@ extension SQLiteStore {
             }
         }
         guard !poll.absences.removals.isEmpty else { return }
-        let select = try db.cachedStatement(
-            sql: "SELECT account_id, account_type, raw FROM chats WHERE source = ? AND chat_id = ?")
-        let delete = try db.cachedStatement(sql: "DELETE FROM chats WHERE source = ? AND chat_id = ?")
+        let select = try db.cachedStatement(sql: """
+            SELECT b.account_id, b.account_type, b.raw, b.id
+            FROM chats c JOIN chat_bodies b ON b.id = c.body_id WHERE c.source = ? AND c.chat_id = ?
+            """)
+        let deleteBody = try db.cachedStatement(sql: "DELETE FROM chat_bodies WHERE id = ?")
+        let deleteKey = try db.cachedStatement(sql: "DELETE FROM chats WHERE source = ? AND chat_id = ?")
         for id in poll.absences.removals {
             guard let row = try Row.fetchOne(select, arguments: [poll.source, id]) else { continue }
             let last = (try? JSONValue.parse(row[2] as Data)) ?? .null
             let event = detector.removed(chatID: id, accountID: row[0], accountType: row[1], last: last)
             try writer.write(event, orderingKey: OrderingKey.chat(source: poll.source, chatID: id), into: &application)
-            try delete.execute(arguments: [poll.source, id])
+            try deleteBody.execute(arguments: [row[3] as Int64])
+            try deleteKey.execute(arguments: [poll.source, id])
             application.chatWrites += 1
             application.removed.append(id)
         }
@@ -377,10 +486,17 @@ struct OutboxWriter {
     let makeID: () -> String
 
     func write(_ event: Event, orderingKey: String, into application: inout PollApplication) throws {
-        try db.execute(sql: """
+        let insert = try db.cachedStatement(sql: """
             INSERT INTO events (id, type, kinds, source, chat_id, occurred_at, json) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [event.id, event.type.rawValue, event.kinds.map(\.rawValue).joined(separator: " "),
-                             event.source, event.chatID, event.occurredAt.storeValue, event.json().compactString])
+            """)
+        insert.bind(event.id, at: 1)
+        insert.bind(event.type.rawValue, at: 2)
+        insert.bind(event.kinds.map { $0.rawValue }.joined(separator: " "), at: 3)
+        insert.bind(event.source, at: 4)
+        insert.bind(event.chatID, at: 5)
+        insert.bind(event.occurredAt.storeValue, at: 6)
+        insert.bind(utf8: event.json().compactBytes, at: 7)
+        try insert.runOnce(db)
         application.count(event)
         let routes = router(event)
         guard !routes.isEmpty else { return }

@@ -255,6 +255,38 @@ package final class SQLiteStore: Sendable {
                 CREATE INDEX deliveries_finished ON deliveries (status, finished_at) WHERE finished_at IS NOT NULL;
                 """)
         }
+        // Two b-trees for the snapshot instead of three (a table and two indexes over it):
+        // `chats` is keyed by (source, chat_id) and holds what a poll compares, in rows
+        // small enough that loading the index or writing a baseline's keys touches few
+        // pages; `chat_bodies` holds what the API sent, in listing order, appended to
+        // without an index of its own. A chat's body is `chats.body_id`.
+        migrator.registerMigration("v4: chat bodies") { db in
+            try db.execute(sql: """
+                CREATE TABLE chat_bodies (
+                    id INTEGER PRIMARY KEY,             -- listing order: a baseline appends in the API's order
+                    source TEXT NOT NULL,
+                    chat_id TEXT NOT NULL,
+                    account_id TEXT,
+                    account_type TEXT,
+                    raw BLOB NOT NULL,                  -- the item's bytes as the API sent them
+                    updated_at REAL NOT NULL
+                );
+                CREATE TABLE chat_keys (
+                    source TEXT NOT NULL,
+                    chat_id TEXT NOT NULL,
+                    fingerprint INTEGER NOT NULL,       -- keyed XXH64 of the body's raw
+                    missing INTEGER NOT NULL DEFAULT 0, -- complete polls in a row without this chat
+                    body_id INTEGER NOT NULL,           -- chat_bodies.id
+                    PRIMARY KEY (source, chat_id)
+                ) WITHOUT ROWID;
+                INSERT INTO chat_bodies (id, source, chat_id, account_id, account_type, raw, updated_at)
+                    SELECT rowid, source, chat_id, account_id, account_type, raw, updated_at FROM chats ORDER BY rowid;
+                INSERT INTO chat_keys (source, chat_id, fingerprint, missing, body_id)
+                    SELECT source, chat_id, fingerprint, missing, rowid FROM chats ORDER BY source, chat_id;
+                DROP TABLE chats;
+                ALTER TABLE chat_keys RENAME TO chats;
+                """)
+        }
         return migrator
     }
 }

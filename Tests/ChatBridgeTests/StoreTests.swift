@@ -98,6 +98,56 @@ struct SQLiteStoreTests {
             router: router)
         #expect(changed.eventCount == 1)
         #expect(changed.deliveryCount == 0, "the throttle window carried over")
+        #expect(try await store.snapshotChats(source: "main").map(\.chat.compactString) == [
+            texts[0].replacingOccurrences(of: #""unread_count":0"#, with: #""unread_count":1"#), texts[1],
+        ].map { try JSONValue.parse($0).compactString }, "the chats keep their listing order through the upgrade")
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 2, bodies: 2))
+    }
+
+    @Test func aChatListedTwiceInABaselineKeepsItsLaterCopyAndNoOtherBody() async throws {
+        let dir = TemporaryDirectory()
+        let store = try SQLiteStore(path: dir.file("chatbridge.sqlite"))
+        let filters = #"{"account_ids":[],"account_type":null,"unread":null}"#
+        func staged(_ id: String, _ unread: Int) -> StagedChat {
+            let text = #"{"object":"Chat","id":"\#(id)","unread_count":\#(unread)}"#
+            return StagedChat(id: id, accountID: nil, accountType: nil, raw: Data(text.utf8), fingerprint: UInt64(unread))
+        }
+        try await store.beginBaseline(source: "main", filterFingerprint: filters)
+        // Twice within one batch, and again in a later batch.
+        try await store.storeBaselineChats(source: "main", chats: [staged("b", 1), staged("a", 1), staged("b", 2)], now: Date())
+        try await store.storeBaselineChats(source: "main", chats: [staged("c", 1), staged("a", 2)], now: Date())
+        _ = try await store.applyCompletePoll(
+            CompletedPoll(
+                source: "main", filterFingerprint: filters, isBaseline: true, emitBaseline: false, startedAt: Date(),
+                finishedAt: Date(), pages: 2, items: 5, reappeared: [], absences: .init(removals: [], stillMissing: [], suspicious: false, suspiciousStreak: 0)),
+            router: { _ in [] })
+        let unread = try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! + "=" + $0.chat["unread_count"]!.compactString }
+        #expect(Set(unread) == ["a=2", "b=2", "c=1"], "the later copy of each")
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 3, bodies: 3), "no body left behind")
+        let index = try await store.loadSnapshotIndex(source: "main")
+        #expect(index["a"]?.fingerprint == 2 && index["b"]?.fingerprint == 2 && index["c"]?.fingerprint == 1)
+    }
+
+    @Test func aBaselineCutShortIsStartedAgainFromNothing() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("chatbridge.sqlite")
+        let driver = PollDriver(store: try SQLiteStore(path: path), source: "main")
+        try await driver.poll([driver.chat("old")])
+        // A new baseline (other filters) that stops after one batch, as a killed process would.
+        let interrupted = try SQLiteStore(path: path)
+        try await interrupted.beginBaseline(source: "main", filterFingerprint: "other filters")
+        try await interrupted.storeBaselineChats(
+            source: "main",
+            chats: [StagedChat(id: "half", accountID: nil, accountType: nil, raw: Data(driver.chat("half").utf8), fingerprint: 7)],
+            now: Date())
+
+        let store = try SQLiteStore(path: path)
+        var again = PollDriver(store: store, source: "main")
+        again.fingerprint = "other filters"
+        let applied = try await again.poll([driver.chat("new")])
+        #expect(applied.eventCount == 0, "still a silent baseline")
+        #expect(try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! } == ["new"])
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 1, bodies: 1), "nothing of the cut-short baseline")
     }
 
     @Test func aNewStoreIsPrivateToItsUser() throws {
@@ -158,5 +208,21 @@ struct SQLiteStoreTests {
         #expect(SQLiteStore.problem(path: "state/chatbridge.sqlite", probe: writable) == nil)
         #expect(SQLiteStore.problem(path: "state/new/deeper/chatbridge.sqlite", probe: writable) == nil,
                 "missing folders are made")
+    }
+}
+
+/// How many rows the two snapshot tables of an SQLite store hold.
+struct SnapshotRowCounts: Equatable {
+    var keys: Int
+    var bodies: Int
+}
+
+extension SQLiteStore {
+    func snapshotRowCounts() async throws -> SnapshotRowCounts {
+        try await pool.read { db in
+            SnapshotRowCounts(
+                keys: try Int.fetchOne(db, sql: "SELECT count(*) FROM chats") ?? -1,
+                bodies: try Int.fetchOne(db, sql: "SELECT count(*) FROM chat_bodies") ?? -1)
+        }
     }
 }
