@@ -73,15 +73,25 @@ package struct PollSession: Sendable {
     /// Whether this poll is the source's baseline (``SnapshotRules/needsBaseline(baselineDone:storedFilters:filters:)``).
     package let isBaseline: Bool
     /// How many bytes of chats a baseline writes per transaction: large enough that the
-    /// index pages are not rewritten hundreds of times, small enough to stay out of the
-    /// way of the dispatcher's writes and to keep memory flat.
+    /// pages of the snapshot's keys are not rewritten many times, small enough to stay out
+    /// of the way of the dispatcher's writes and to keep memory flat.
     package static let baselineBatchBytes = 16 << 20
+    /// How many bytes of new or changed chats a poll holds before it sets them aside in
+    /// the store: a usual poll stages once, in one transaction, when it commits (instead
+    /// of a transaction for every page that had a change); a poll in which much changed
+    /// stages in batches of this size, so memory stays flat.
+    package static let stagingBatchBytes = 4 << 20
 
-    private var baselineBatch: [StagedChat] = []
-    private var baselineBytes = 0
+    /// This session's ``stagingBatchBytes``.
+    private let stagingLimit: Int
+    private var pending: [StagedChat] = []
+    private var pendingBytes = 0
 
-    private init(store: any SnapshotStore, source: String, filterFingerprint: String, record: SourceRecord?) {
+    private init(
+        store: any SnapshotStore, source: String, filterFingerprint: String, record: SourceRecord?, stagingLimit: Int
+    ) {
         self.store = store
+        self.stagingLimit = stagingLimit
         self.source = source
         self.filterFingerprint = filterFingerprint
         self.record = record
@@ -91,11 +101,17 @@ package struct PollSession: Sendable {
 
     /// Begins a poll of `source`: reads its record, drops anything an earlier poll left
     /// staged, and for a baseline forgets the old snapshot.
+    ///
+    /// - Parameter stagingBatchBytes: how many bytes of changed chats to hold before
+    ///   setting them aside in the store (``stagingBatchBytes`` unless a test wants batches).
     package static func begin(
-        store: any SnapshotStore, source: String, filterFingerprint: String
+        store: any SnapshotStore, source: String, filterFingerprint: String,
+        stagingBatchBytes: Int = PollSession.stagingBatchBytes
     ) async throws -> PollSession {
         let record = try await store.sourceRecord(source)
-        let session = PollSession(store: store, source: source, filterFingerprint: filterFingerprint, record: record)
+        let session = PollSession(
+            store: store, source: source, filterFingerprint: filterFingerprint, record: record,
+            stagingLimit: stagingBatchBytes)
         try await store.discardStaged(source: source)
         if session.isBaseline { try await store.beginBaseline(source: source, filterFingerprint: filterFingerprint) }
         return session
@@ -112,30 +128,34 @@ package struct PollSession: Sendable {
         isBaseline ? SnapshotIndex() : try await store.loadSnapshotIndex(source: source)
     }
 
-    /// Sets aside the new or changed chats of one page. A baseline's chats go straight
-    /// into the snapshot, in few large transactions.
+    /// Sets aside the new or changed chats of one page, in batches: a baseline's go
+    /// straight into the snapshot, in few large transactions; a later poll's into the
+    /// store's staging, most often all at once when the poll commits.
     package mutating func stage(_ chats: [StagedChat], now: Date) async throws {
-        guard isBaseline else {
-            try await store.stage(source: source, chats: chats)
-            return
+        guard !chats.isEmpty else { return }
+        pending.append(contentsOf: chats)
+        pendingBytes += chats.reduce(0) { $0 + $1.raw.count }
+        if pendingBytes >= (isBaseline ? Self.baselineBatchBytes : stagingLimit) {
+            try await flush(now: now)
         }
-        // Few large transactions: every commit rewrites the index pages it touched,
-        // and a baseline's ids arrive in random order.
-        baselineBatch.append(contentsOf: chats)
-        baselineBytes += chats.reduce(0) { $0 + $1.raw.count }
-        if baselineBytes >= Self.baselineBatchBytes { try await flushBaseline(now: now) }
     }
 
-    private mutating func flushBaseline(now: Date) async throws {
-        guard !baselineBatch.isEmpty else { return }
-        try await store.storeBaselineChats(source: source, chats: baselineBatch, now: now)
-        baselineBatch.removeAll(keepingCapacity: true)
-        baselineBytes = 0
+    private mutating func flush(now: Date) async throws {
+        guard !pending.isEmpty else { return }
+        if isBaseline {
+            // Every commit rewrites the pages of the keys it touched, and a baseline's
+            // ids arrive in random order: few large transactions.
+            try await store.storeBaselineChats(source: source, chats: pending, now: now)
+        } else {
+            try await store.stage(source: source, chats: pending)
+        }
+        pending.removeAll(keepingCapacity: true)
+        pendingBytes = 0
     }
 
     /// Applies the complete poll in one transaction.
     package mutating func commit(_ poll: CompletedPoll, router: @escaping EventRouter) async throws -> PollApplication {
-        try await flushBaseline(now: poll.finishedAt)
+        try await flush(now: poll.finishedAt)
         return try await store.applyCompletePoll(poll, router: router)
     }
 

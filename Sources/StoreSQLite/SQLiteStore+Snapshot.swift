@@ -43,9 +43,9 @@ extension SQLiteStore {
     /// The snapshot's fingerprints and missing counters as the in-memory index a poll works
     /// with, read straight into it: this is read at the start of every `run --once`.
     ///
-    /// The rows come from the covering index `chats_fingerprints` (never the raw blobs), and
-    /// the statement is stepped with SQLite's C API, each row's columns read in place: no
-    /// `String`, `Data` or `Row` per chat.
+    /// The rows come from `chats`, small rows keyed by (source, chat_id) (never the bodies
+    /// in `chat_bodies`), and the statement is stepped with SQLite's C API, each row's
+    /// columns read in place: no `String`, `Data` or `Row` per chat.
     package func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
         try await pool.read { db in
             // Room for as many chats as the last complete poll listed (a hint: the table

@@ -180,6 +180,35 @@ struct StoreConformanceTests {
         #expect(try await store.sourceRecord("main")?.lastOutcome == "complete")
     }
 
+    @Test(arguments: StoreKind.all) func changesStagedInSeveralBatchesAreAllAppliedInListingOrder(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        let store = try await kind.open(dir.path)
+        let driver = PollDriver(store: store, source: "main")
+        let ids = ["c", "a", "d", "b", "e"]
+        try await driver.poll(ids.map { driver.chat($0, #""unread_count":0"#) })
+        // Batches of 250 bytes: the first three chats (about 100 bytes each) are set aside
+        // in the store while the poll goes on, the last two when it commits.
+        var session = try await PollSession.begin(
+            store: store, source: "main", filterFingerprint: driver.fingerprint, stagingBatchBytes: 250)
+        for id in ids {
+            let text = driver.chat(id, #""unread_count":1"#)
+            try await session.stage(
+                [StagedChat(id: id, accountID: "acc", accountType: "LINKEDIN", raw: Data(text.utf8),
+                            fingerprint: ChatFingerprint.fingerprint(of: Array(text.utf8), seed: store.fingerprintSeed))],
+                now: Date())
+        }
+        let applied = try await session.commit(
+            CompletedPoll(
+                source: "main", filterFingerprint: driver.fingerprint, isBaseline: false, emitBaseline: false,
+                startedAt: Date(), finishedAt: Date(), pages: 5, items: 5, reappeared: [],
+                absences: .init(removals: [], stillMissing: [], suspicious: false, suspiciousStreak: 0)),
+            router: everythingToStdout)
+        #expect(applied.eventCount == 5)
+        #expect(try await driver.events().map { $0["chat_id"] } == ids.map { .string($0) })
+        #expect(try await driver.poll(ids.map { driver.chat($0, #""unread_count":1"#) }).chatWrites == 0,
+                "every staged fingerprint was stored")
+    }
+
     @Test(arguments: StoreKind.all) func aCommitThatFailsHalfwayStoresNothing(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         let store = try await kind.open(dir.path)
