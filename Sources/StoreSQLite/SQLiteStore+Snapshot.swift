@@ -135,10 +135,11 @@ extension SQLiteStore {
     /// baselined, in one transaction.
     ///
     /// A baseline reports no chat changes, so its chats can go straight into the
-    /// snapshot table page by page (``storeBaselineChats(source:chats:)``) instead of
-    /// through the staging table: until ``applyCompletePoll(_:router:)`` marks the
+    /// snapshot tables batch by batch (``storeBaselineChats(source:chats:now:)``) instead
+    /// of through the staging table: until ``applyCompletePoll(_:router:)`` marks the
     /// baseline done, nothing treats those rows as a snapshot, and a failed baseline is
-    /// simply started again. This halves what a first poll of a large workspace writes.
+    /// simply started again (each batch's keys and bodies commit together, and this
+    /// deletes both). This halves what a first poll of a large workspace writes.
     package func beginBaseline(source: String, filterFingerprint: String) async throws {
         try await pool.write { db in
             var record = try Self.fetchSourceRecord(db, source)
