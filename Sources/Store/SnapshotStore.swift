@@ -133,8 +133,8 @@ package struct PollSession: Sendable {
     /// store's staging, most often all at once when the poll commits.
     package mutating func stage(_ chats: [StagedChat], now: Date) async throws {
         guard !chats.isEmpty else { return }
+        for position in chats.indices { pendingBytes += chats[position].raw.count }
         pending.append(contentsOf: chats)
-        pendingBytes += chats.reduce(0) { $0 + $1.raw.count }
         if pendingBytes >= (isBaseline ? Self.baselineBatchBytes : stagingLimit) {
             try await flush(now: now)
         }

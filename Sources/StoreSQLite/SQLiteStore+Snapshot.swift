@@ -171,12 +171,13 @@ extension SQLiteStore {
             var bodyIDs: [Int64] = []
             bodyIDs.reserveCapacity(chats.count)
             let updatedAt = now.storeValue
-            for chat in chats {
+            // Each chat's fields are read in place (indexing, not a copy of the chat).
+            for position in chats.indices {
                 insertBody.bind(source, at: 1)
-                insertBody.bind(chat.id, at: 2)
-                insertBody.bind(chat.accountID, at: 3)
-                insertBody.bind(chat.accountType, at: 4)
-                insertBody.bind(chat.raw, at: 5)
+                insertBody.bind(chats[position].id, at: 2)
+                insertBody.bind(chats[position].accountID, at: 3)
+                insertBody.bind(chats[position].accountType, at: 4)
+                insertBody.bind(chats[position].raw, at: 5)
                 insertBody.bind(updatedAt, at: 6)
                 try insertBody.runOnce(db)
                 bodyIDs.append(db.lastInsertedRowID)
@@ -186,16 +187,16 @@ extension SQLiteStore {
                 ON CONFLICT (source, chat_id) DO NOTHING
                 """)
             for position in Self.keyOrder(chats) {
-                let chat = chats[position]
                 insertKey.bind(source, at: 1)
-                insertKey.bind(chat.id, at: 2)
-                insertKey.bind(Int64(bitPattern: chat.fingerprint), at: 3)
+                insertKey.bind(chats[position].id, at: 2)
+                insertKey.bind(Int64(bitPattern: chats[position].fingerprint), at: 3)
                 insertKey.bind(bodyIDs[position], at: 4)
                 try insertKey.runOnce(db)
                 if db.changesCount == 0 {
                     // Listed earlier in this baseline too: the later copy replaces it.
                     try Self.replaceBody(
-                        db, source: source, chatID: chat.id, fingerprint: chat.fingerprint, bodyID: bodyIDs[position])
+                        db, source: source, chatID: chats[position].id, fingerprint: chats[position].fingerprint,
+                        bodyID: bodyIDs[position])
                 }
             }
         }
@@ -210,12 +211,12 @@ extension SQLiteStore {
     /// when those are equal.
     static func keyOrder(_ chats: [StagedChat]) -> [Int] {
         var order: [(prefix: UInt64, position: Int)] = chats.indices.map { position in
-            var id = chats[position].id
-            let prefix = id.withUTF8 { bytes in
+            // (A string without contiguous UTF-8 gets 0: the whole ids decide.)
+            let prefix = chats[position].id.utf8.withContiguousStorageIfAvailable { bytes -> UInt64 in
                 var value: UInt64 = 0
                 for index in 0..<8 { value = value << 8 | UInt64(index < bytes.count ? bytes[index] : 0) }
                 return value
-            }
+            } ?? 0
             return (prefix, position)
         }
         order.sort { a, b in

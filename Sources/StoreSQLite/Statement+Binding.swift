@@ -22,6 +22,11 @@ extension Statement {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     func bind(_ text: String, at index: Int32) {
+        // A native string's bytes in place (no copy of the string, no retain).
+        let bound: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            _ = sqlite3_bind_text(sqliteStatement, index, bytes.baseAddress, Int32(bytes.count), Self.transient)
+        }
+        guard bound == nil else { return }
         var text = text
         text.withUTF8 { bytes in
             _ = sqlite3_bind_text(sqliteStatement, index, bytes.baseAddress, Int32(bytes.count), Self.transient)
