@@ -51,7 +51,7 @@ package final class SQLiteStore: Sendable {
         do {
             var pool = try DatabasePool(path: path, configuration: configuration)
             if !readOnly {
-                try Self.migrator.migrate(pool)
+                try Self.migrate(pool)
             } else if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) {
                 // A store written by an earlier release: upgraded once by a writer, then read.
                 try pool.close()
@@ -78,8 +78,21 @@ package final class SQLiteStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         let writer = try DatabasePool(path: path, configuration: configuration)
-        try migrator.migrate(writer)
+        try migrate(writer)
         try writer.close()
+    }
+
+    /// Migrates `writer`; when that moved an earlier release's snapshot into the two
+    /// snapshot tables (`v4`), compacts the file once: the copy leaves the old table's
+    /// pages free, and the file would otherwise keep twice the snapshot's size.
+    private static func migrate(_ writer: DatabasePool) throws {
+        let hadChatBodies = try writer.read { db in
+            try db.tableExists("grdb_migrations") && migrator.appliedIdentifiers(db).contains(chatBodiesMigration)
+        }
+        try migrator.migrate(writer)
+        guard !hadChatBodies else { return }
+        let freePages = try writer.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 }
+        if freePages > 0 { try writer.vacuum() }
     }
 
     package static func reason(_ error: any Error) -> String {
@@ -98,6 +111,9 @@ package final class SQLiteStore: Sendable {
     }
 
     // MARK: Schema
+
+    /// The migration that split the snapshot into `chats` and `chat_bodies`.
+    static let chatBodiesMigration = "v4: chat bodies"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -260,7 +276,7 @@ package final class SQLiteStore: Sendable {
         // small enough that loading the index or writing a baseline's keys touches few
         // pages; `chat_bodies` holds what the API sent, in listing order, appended to
         // without an index of its own. A chat's body is `chats.body_id`.
-        migrator.registerMigration("v4: chat bodies") { db in
+        migrator.registerMigration(chatBodiesMigration) { db in
             try db.execute(sql: """
                 CREATE TABLE chat_bodies (
                     id INTEGER PRIMARY KEY,             -- listing order: a baseline appends in the API's order

@@ -102,6 +102,8 @@ struct SQLiteStoreTests {
             texts[0].replacingOccurrences(of: #""unread_count":0"#, with: #""unread_count":1"#), texts[1],
         ].map { try JSONValue.parse($0).compactString }, "the chats keep their listing order through the upgrade")
         #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 2, bodies: 2))
+        #expect(try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA freelist_count") } == 0,
+                "the file was compacted after the snapshot moved to its new tables")
     }
 
     @Test func aChatListedTwiceInABaselineKeepsItsLaterCopyAndNoOtherBody() async throws {
