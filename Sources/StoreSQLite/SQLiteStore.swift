@@ -86,13 +86,15 @@ package final class SQLiteStore: Sendable {
     /// snapshot tables (`v4`), compacts the file once: the copy leaves the old table's
     /// pages free, and the file would otherwise keep twice the snapshot's size.
     private static func migrate(_ writer: DatabasePool) throws {
-        let hadChatBodies = try writer.read { db in
-            try db.tableExists("grdb_migrations") && migrator.appliedIdentifiers(db).contains(chatBodiesMigration)
+        // Whether this open moves chats of an earlier release (a new store has none).
+        let movesChats = try writer.read { db in
+            guard try db.tableExists("grdb_migrations"), try db.tableExists("chats"),
+                  try !migrator.appliedIdentifiers(db).contains(chatBodiesMigration)
+            else { return false }
+            return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM chats)") ?? false
         }
         try migrator.migrate(writer)
-        guard !hadChatBodies else { return }
-        let freePages = try writer.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 }
-        if freePages > 0 { try writer.vacuum() }
+        if movesChats { try writer.vacuum() }
     }
 
     package static func reason(_ error: any Error) -> String {
