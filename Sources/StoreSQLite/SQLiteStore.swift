@@ -53,9 +53,14 @@ package final class SQLiteStore: Sendable {
             if !readOnly {
                 try Self.migrate(pool)
             } else if try !pool.read({ try Self.migrator.hasCompletedMigrations($0) }) {
-                // A store written by an earlier release: upgraded once by a writer, then read.
+                // A store written by an earlier release: upgraded once by a writer (which
+                // waits for a running daemon's commit like any connection), then read.
                 try pool.close()
-                try Self.upgrade(path: path)
+                var writing = configuration
+                writing.readonly = false
+                let writer = try DatabasePool(path: path, configuration: writing)
+                try Self.migrate(writer)
+                try writer.close()
                 pool = try DatabasePool(path: path, configuration: configuration)
             }
             self.pool = pool
@@ -72,26 +77,18 @@ package final class SQLiteStore: Sendable {
         }
     }
 
-    /// Upgrades a store written by an earlier release, for a read-only command that found it.
-    private static func upgrade(path: String) throws {
-        // A running daemon may be committing: wait for it as every other connection does.
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        let writer = try DatabasePool(path: path, configuration: configuration)
-        try migrate(writer)
-        try writer.close()
-    }
-
     /// Migrates `writer`; when that moved an earlier release's snapshot into the two
     /// snapshot tables (`v4`), compacts the file once: the copy leaves the old table's
     /// pages free, and the file would otherwise keep twice the snapshot's size.
     private static func migrate(_ writer: DatabasePool) throws {
+        // One read at every start-up; the rest only when a migration is pending.
+        let (current, applied) = try writer.read { db in
+            (try migrator.hasCompletedMigrations(db), try migrator.appliedIdentifiers(db))
+        }
+        guard !current else { return }
         // Whether this open moves chats of an earlier release (a new store has none).
-        let movesChats = try writer.read { db in
-            guard try db.tableExists("grdb_migrations"), try db.tableExists("chats"),
-                  try !migrator.appliedIdentifiers(db).contains(chatBodiesMigration)
-            else { return false }
-            return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM chats)") ?? false
+        let movesChats = try !applied.isEmpty && !applied.contains(chatBodiesMigration) && writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM chats)") ?? false
         }
         try migrator.migrate(writer)
         if movesChats { try writer.vacuum() }

@@ -238,7 +238,7 @@ private struct PageScanner {
                     }
                 } else if matches(key, "cursor") {
                     if index < end, bytes[index] == ASCII.quote {
-                        cursor = decode(try scanString())
+                        cursor = try scanString().text(in: bytes)
                         cursorProblem = nil
                     } else {
                         let start = index
@@ -374,7 +374,7 @@ private struct PageScanner {
             default: return .other
             }
         }
-        switch decode(token) {
+        switch token.text(in: bytes) {
         case "id": return .id
         case "account_id": return .accountID
         case "account_type": return .accountType
@@ -383,7 +383,7 @@ private struct PageScanner {
     }
 
     func matches(_ token: ScannedString, _ key: StaticString) -> Bool {
-        token.hasEscapes ? decode(token) == key.description : equals(token.contents, key)
+        token.hasEscapes ? token.text(in: bytes) == key.description : equals(token.contents, key)
     }
 
     func equals(_ range: Range<Int>, _ literal: StaticString) -> Bool {
@@ -631,13 +631,6 @@ private struct PageScanner {
             value = value << 4 | UInt32(digit)
         }
         return value
-    }
-
-    // MARK: Decoding
-
-    /// The text of a validated string token.
-    func decode(_ token: ScannedString) -> String {
-        token.text(in: bytes)
     }
 }
 
