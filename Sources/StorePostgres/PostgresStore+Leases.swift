@@ -1,3 +1,4 @@
+import ChatBridgeCore
 import Foundation
 import Logging
 import PostgresNIO
@@ -8,8 +9,7 @@ extension PostgresStore {
     var leaseInterval: String { Self.interval(leaseDuration) }
 
     static func interval(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        return "\(milliseconds) milliseconds"
+        "\(duration.clampedNanoseconds / 1_000_000) milliseconds"
     }
 
     /// Takes the lease on `source` when it is free or expired, renews it when this process
@@ -37,7 +37,10 @@ extension PostgresStore {
             RETURNING epoch, expires_at
             """, logger: logger)
         guard let row = rows.first else {
-            held.withLock { _ = $0.removeValue(forKey: source) }
+            // Held by another instance: when this process held it before, say so once.
+            if held.withLock({ $0.removeValue(forKey: source) }) != nil {
+                logger.warning("lost the lease on \(source) to another instance")
+            }
             return nil
         }
         let (epoch, expiresAt) = try row.decode((Int64, Date).self)

@@ -70,7 +70,14 @@ package final class PostgresStore: Sendable {
             database: url.database, tls: Self.tls(url.tls))
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.maximumConnections = 10
-        if let schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
+        // A session that stops in the middle of a transaction for longer than a lease (a
+        // frozen or suspended instance) is ended by the server: the lease row it locked
+        // must not keep the other instances from taking its sources over (its own commit
+        // then fails, and the new epoch fences it off).
+        configuration.options.additionalStartupParameters = [
+            ("idle_in_transaction_session_timeout", "\(lease.clampedNanoseconds / 1_000_000)ms")
+        ]
+        if let schema { configuration.options.additionalStartupParameters.append(("search_path", schema)) }
         let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "chatbridge.postgres.pool") { _ in SwiftLogNoOpLogHandler() })
         let store = PostgresStore(
             displayName: display, client: client, logger: logger,

@@ -190,17 +190,19 @@ extension EndToEndTests {
                         let changer = Task { await Self.changeContinuously(simulator, every: .milliseconds(50)) }
                         defer { changer.cancel() }
 
-                        // Who holds s1?
+                        // Who holds s1, for a second at least? (Right after start the instances
+                        // spread the sources between them: a first holder may hand s1 on.)
                         var holder: TestChild?
                         let found = try await eventually(timeout: .seconds(20), interval: .milliseconds(300)) {
                             guard let name = try await Self.holder(of: "s1", workspace) else { return false }
+                            try await Task.sleep(for: .seconds(1))
+                            guard try await Self.holder(of: "s1", workspace) == name else { return false }
                             holder = instances.first { name.hasSuffix("-\($0.pid)") }
                             return holder != nil
                         }
                         try #require(found, "one instance holds s1: \(instances.map { $0.standardErrorSoFar.suffix(800) })")
                         let paused = try #require(holder)
                         let other = try #require(instances.first { $0.pid != paused.pid })
-                        try await Task.sleep(for: .seconds(1))
                         paused.send(SIGSTOP)
                         let movedOn = try await eventually(timeout: .seconds(10), interval: .milliseconds(200)) {
                             try await Self.holder(of: "s1", workspace)?.hasSuffix("-\(other.pid)") == true
