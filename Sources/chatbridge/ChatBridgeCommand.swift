@@ -6,7 +6,6 @@ import ChatBridgeCore
 import Formats
 import Runtime
 
-@main
 struct ChatBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chatbridge",
@@ -26,7 +25,7 @@ struct ChatBridgeCommand: AsyncParsableCommand {
     /// Parses and runs the command. A usage error (unknown option, bad value, missing
     /// argument) exits 2, as a configuration error does, not ArgumentParser's 64: one
     /// code for "you asked for something wrong" (README, "Exit status").
-    static func main() async {
+    static func parseAndRun() async {
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
