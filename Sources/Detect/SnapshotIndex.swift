@@ -102,7 +102,47 @@ package struct SnapshotIndex: Sendable {
     /// Records that this poll listed the chat whose id has `key`, with `fingerprint`: what
     /// a poll calls with the key the page scanner computed, without a `String` per chat.
     package mutating func observe(key: ChatKey, fingerprint: UInt64) -> Observation {
-        guard let record = find(key) else {
+        observe(record: find(key), key: key, fingerprint: fingerprint)
+    }
+
+    /// Records that this poll listed the chats whose ids have `keys`, with `fingerprints`
+    /// (one page's worth, in the order listed), and says what each means: the same
+    /// answers, in the same order, as calling ``observe(key:fingerprint:)`` for each.
+    ///
+    /// Looking a chat up reads a table slot and then its record, two cache misses that
+    /// depend on each other; one chat after another, a page of them waits for 500 misses
+    /// in turn. Here the slots of all the keys are read first, then the records they point
+    /// at, each pass a run of reads that do not depend on one another, so the processor
+    /// overlaps their misses.
+    package mutating func observe(keys: [ChatKey], fingerprints: [UInt64]) -> [Observation] {
+        precondition(keys.count == fingerprints.count, "one fingerprint per key")
+        let mask = table.count - 1
+        // Pass 1: each key's first slot.
+        let words = table.withUnsafeBufferPointer { table in
+            keys.map { table[Int(truncatingIfNeeded: $0.low) & mask] }
+        }
+        // Pass 2: the record that slot names, when it is the key's (else -1: look it up).
+        var records = [Int](repeating: -1, count: keys.count)
+        for (position, key) in keys.enumerated() {
+            let word = words[position]
+            guard word != 0, word >> 32 == Self.tag(of: key) else { continue }
+            let record = Int(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1
+            if keyLows[record] == key.low, keyHighs[record] == key.high, !flags[record].contains(.removed) {
+                records[position] = record
+            }
+        }
+        // Pass 3: the answers, in order (a chat listed twice on the page is repeated).
+        var observations: [Observation] = []
+        observations.reserveCapacity(keys.count)
+        for (position, key) in keys.enumerated() {
+            let found = records[position] >= 0 ? records[position] : find(key)
+            observations.append(observe(record: found, key: key, fingerprint: fingerprints[position]))
+        }
+        return observations
+    }
+
+    private mutating func observe(record: Int?, key: ChatKey, fingerprint: UInt64) -> Observation {
+        guard let record else {
             return newlySeen.insert(key).inserted ? .new : .repeated
         }
         if flags[record].contains(.seen) { return .repeated }
@@ -175,6 +215,80 @@ package struct SnapshotIndex: Sendable {
         var slot = Int(truncatingIfNeeded: key.low) & mask
         while table[slot] != 0 { slot = (slot + 1) & mask }
         table[slot] = Self.tag(of: key) << 32 | UInt64(record + 1)
+    }
+
+    /// Builds the index of a stored snapshot: `load` hands each chat's id (its UTF-8 bytes)
+    /// and entry to `add`, and the table is made once they are all in.
+    ///
+    /// Setting chats one at a time reads a random table slot per chat between reading rows;
+    /// here the records go in first and the table is filled afterwards, a run of slots at a
+    /// time, each run's slots read before any is written so their cache misses overlap. A
+    /// store hands each id once; should two ids share a ``ChatKey``, the later one wins, as
+    /// with ``set(utf8:_:)``.
+    ///
+    /// ```swift
+    /// let index = try SnapshotIndex(expectedCount: lastPoll.items) { add in
+    ///     while let row = try rows.next() { add(row.idBytes, row.entry) }
+    /// }
+    /// ```
+    package init(
+        expectedCount: Int,
+        loading load: ((UnsafeRawBufferPointer, SnapshotEntry) -> Void) throws -> Void
+    ) rethrows {
+        self.init(minimumCapacity: 0)
+        keyLows.reserveCapacity(expectedCount)
+        keyHighs.reserveCapacity(expectedCount)
+        fingerprints.reserveCapacity(expectedCount)
+        missingCounts.reserveCapacity(expectedCount)
+        idStarts.reserveCapacity(expectedCount)
+        idLengths.reserveCapacity(expectedCount)
+        idBytes.reserveCapacity(expectedCount * 24)
+        try load { utf8, entry in
+            let key = ChatKey(utf8: utf8)
+            keyLows.append(key.low)
+            keyHighs.append(key.high)
+            fingerprints.append(entry.fingerprint)
+            missingCounts.append(Int32(clamping: entry.missing))
+            idStarts.append(UInt32(idBytes.count))
+            idLengths.append(UInt32(utf8.count))
+            idBytes.append(contentsOf: utf8)
+        }
+        flags = Array(repeating: [], count: keyLows.count)
+        count = keyLows.count
+        var size = 16
+        while size < count * 2 { size <<= 1 }
+        table = Array(repeating: 0, count: size)
+        fillTable()
+    }
+
+    /// Points the (empty) table at every record, a run of records at a time.
+    private mutating func fillTable() {
+        let mask = table.count - 1
+        let run = 64
+        var firstWords = [UInt64](repeating: 0, count: run)
+        var start = 0
+        while start < keyLows.count {
+            let end = min(start + run, keyLows.count)
+            // Read the run's slots first: independent reads, whose misses overlap.
+            for record in start..<end {
+                firstWords[record - start] = table[Int(truncatingIfNeeded: keyLows[record]) & mask]
+            }
+            for record in start..<end {
+                let key = ChatKey(high: keyHighs[record], low: keyLows[record])
+                var slot = Int(truncatingIfNeeded: key.low) & mask
+                // Empty before the run and not taken by an earlier record of it: the usual case.
+                if firstWords[record - start] != 0 || table[slot] != 0 {
+                    if let earlier = find(key) {
+                        flags[earlier] = .removed
+                        count -= 1
+                        removedRecords += 1
+                    }
+                    while table[slot] != 0 { slot = (slot + 1) & mask }
+                }
+                table[slot] = Self.tag(of: key) << 32 | UInt64(record + 1)
+            }
+            start = end
+        }
     }
 
     /// Adds one to the missing counter of `id`, or sets it to 0.

@@ -98,9 +98,9 @@ package actor SourcePoller {
             ChatListQuery(source: configuration), fingerprintSeed: store.fingerprintSeed
         ) { page in
             var staged: [StagedChat] = []
-            for item in page.items {
-                // A chat listed twice in one poll counts once; its later copy wins.
-                if index.observe(key: item.key, fingerprint: item.fingerprint) == .unchanged { continue }
+            // A chat listed twice in one poll counts once; its later copy wins.
+            let observations = index.observe(keys: page.items.map(\.key), fingerprints: page.items.map(\.fingerprint))
+            for (item, observation) in zip(page.items, observations) where observation != .unchanged {
                 staged.append(StagedChat(
                     id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
                     raw: page.rawData(of: item), fingerprint: item.fingerprint))

@@ -48,32 +48,33 @@ extension SQLiteStore {
     /// columns read in place: no `String`, `Data` or `Row` per chat.
     package func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
         try await pool.read { db in
-            // Room for as many chats as the last complete poll listed (a hint: the table
-            // grows if it is short), instead of counting the snapshot, which reads it twice.
+            // Room for as many chats as the last complete poll listed (a hint: the arrays
+            // grow if it is short), instead of counting the snapshot, which reads it twice.
             let expected = try Int.fetchOne(db, sql: """
                 SELECT items FROM polls WHERE source = ? AND outcome != 'failed' ORDER BY id DESC LIMIT 1
                 """, arguments: [source]) ?? 0
-            var index = SnapshotIndex(minimumCapacity: expected)
             let statement = try db.makeStatement(
                 sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?")
             try statement.setArguments([source])
             let handle = statement.sqliteStatement
-            while true {
-                switch sqlite3_step(handle) {
-                case SQLITE_ROW:
-                    let entry = SnapshotEntry(
-                        fingerprint: UInt64(bitPattern: sqlite3_column_int64(handle, 1)),
-                        missing: Int(sqlite3_column_int64(handle, 2)))
-                    // `chat_id` is TEXT: ask for the text first, then its length (SQLite's order).
-                    let text = sqlite3_column_text(handle, 0)
-                    let length = Int(sqlite3_column_bytes(handle, 0))
-                    index.set(utf8: UnsafeRawBufferPointer(start: text, count: text == nil ? 0 : length), entry)
-                case SQLITE_DONE:
-                    return index
-                case let code:
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-                        sql: statement.sql)
+            return try SnapshotIndex(expectedCount: expected) { add in
+                while true {
+                    switch sqlite3_step(handle) {
+                    case SQLITE_ROW:
+                        let entry = SnapshotEntry(
+                            fingerprint: UInt64(bitPattern: sqlite3_column_int64(handle, 1)),
+                            missing: Int(sqlite3_column_int64(handle, 2)))
+                        // `chat_id` is TEXT: ask for the text first, then its length (SQLite's order).
+                        let text = sqlite3_column_text(handle, 0)
+                        let length = Int(sqlite3_column_bytes(handle, 0))
+                        add(UnsafeRawBufferPointer(start: text, count: text == nil ? 0 : length), entry)
+                    case SQLITE_DONE:
+                        return
+                    case let code:
+                        throw DatabaseError(
+                            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                            sql: statement.sql)
+                    }
                 }
             }
         }

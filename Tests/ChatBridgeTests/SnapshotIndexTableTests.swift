@@ -63,4 +63,66 @@ struct SnapshotIndexTableTests {
         #expect(fromBytes.observe(id: String(repeating: "z", count: 300), fingerprint: 8) == .changed)
         #expect(Set(fromBytes.absent().map(\.id)) == ["a", "é✓"])
     }
+
+    @Test(arguments: [4, 5])
+    func observingAPageAtOnceAnswersAsOneAtATime(seed: UInt64) {
+        var random = SplitMix(state: seed)
+        var built = SnapshotIndex()
+        for number in 0..<3_000 {
+            built.set("chat-\(number)", SnapshotEntry(fingerprint: UInt64(number % 7), missing: 0))
+        }
+        // Tombstones: removed chats must not be found by either path.
+        for number in stride(from: 0, to: 3_000, by: 11) { built.set("chat-\(number)", nil) }
+        var oneAtATime = built
+        var pageAtOnce = built
+        for _ in 0..<20 {
+            // A page: known chats (same or other fingerprint), removed ones, new ones,
+            // and chats listed twice on the page or on an earlier page.
+            let page = (0..<250).map { _ in
+                (id: "chat-\(Int.random(in: 0..<3_400, using: &random))", fingerprint: UInt64.random(in: 0..<7, using: &random))
+            }
+            let expected = page.map { oneAtATime.observe(id: $0.id, fingerprint: $0.fingerprint) }
+            let answered = pageAtOnce.observe(keys: page.map { ChatKey(id: $0.id) }, fingerprints: page.map(\.fingerprint))
+            #expect(answered == expected)
+            #expect(Set(expected).isSuperset(of: [.unchanged, .changed, .new, .repeated]))
+        }
+        #expect(pageAtOnce.observedCount == oneAtATime.observedCount)
+        #expect(Set(pageAtOnce.absent().map(\.id)) == Set(oneAtATime.absent().map(\.id)))
+    }
+
+    @Test func loadingAStoredSnapshotIsTheSameAsSettingEachChat() {
+        let chats = (0..<5_000).map { number in
+            (id: number % 97 == 0 ? "chat-\(number)-é✓" : "chat-\(number)",
+             entry: SnapshotEntry(fingerprint: UInt64(number) &* 0x9E37_79B9, missing: number % 3))
+        }
+        var setOneByOne = SnapshotIndex()
+        for chat in chats { setOneByOne.set(chat.id, chat.entry) }
+        // A short hint: the arrays grow past it.
+        var loaded = SnapshotIndex(expectedCount: 10) { add in
+            for chat in chats { Array(chat.id.utf8).withUnsafeBytes { add($0, chat.entry) } }
+        }
+        #expect(loaded.count == chats.count)
+        #expect(loaded.entries == setOneByOne.entries)
+        for chat in chats.prefix(300) {
+            #expect(loaded.observe(id: chat.id, fingerprint: chat.entry.fingerprint) == .unchanged)
+        }
+        #expect(loaded.observe(id: "not-stored", fingerprint: 1) == .new)
+        // The loaded index takes changes like any other: it grows and removes.
+        for number in 5_000..<9_000 { loaded.set("chat-\(number)", SnapshotEntry(fingerprint: 1, missing: 0)) }
+        loaded.set("chat-1", nil)
+        #expect(loaded.count == 8_999)
+        #expect(loaded["chat-1"] == nil)
+        #expect(loaded["chat-8999"] == SnapshotEntry(fingerprint: 1, missing: 0))
+    }
+
+    @Test func aChatHandedTwiceWhileLoadingKeepsTheLaterEntry() {
+        let index = SnapshotIndex(expectedCount: 2) { add in
+            Array("twice".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 1, missing: 0)) }
+            Array("once".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 3, missing: 0)) }
+            Array("twice".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 2, missing: 1)) }
+        }
+        #expect(index.count == 2)
+        #expect(index.entries == ["twice": SnapshotEntry(fingerprint: 2, missing: 1), "once": SnapshotEntry(fingerprint: 3, missing: 0)])
+        #expect(index.absent().map(\.id).sorted() == ["once", "twice"])
+    }
 }
