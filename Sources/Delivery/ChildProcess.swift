@@ -1,3 +1,4 @@
+import ChatBridgeCore
 import Dispatch
 import Foundation
 import Synchronization
@@ -167,13 +168,8 @@ struct ChildProcess {
     private typealias Pipe2Function = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
 
     // glibc's GNU extensions are not in Swift's Glibc module; look them up once.
-    private static let closeFrom: CloseFromFunction? = symbol("posix_spawn_file_actions_addclosefrom_np")
-    private static let pipe2: Pipe2Function? = symbol("pipe2")
-
-    private static func symbol<Function>(_ name: String) -> Function? {
-        guard let handle = dlopen(nil, RTLD_NOW), let address = dlsym(handle, name) else { return nil }
-        return unsafeBitCast(address, to: Function.self)
-    }
+    private static let closeFrom: CloseFromFunction? = CLibrary.function(named: "posix_spawn_file_actions_addclosefrom_np")
+    private static let pipe2: Pipe2Function? = CLibrary.function(named: "pipe2")
 
     /// A pipe whose ends close on exec (only the child's dup2 copies survive).
     private static func makePipe(executable: String) throws(SpawnError) -> (read: Int32, write: Int32) {
