@@ -23,6 +23,8 @@ package final class SQLiteStore: Sendable {
     /// names cannot predict a fingerprint.
     package let fingerprintSeed: UInt64
     private let eventIDs = Mutex(EventIDGenerator())
+    /// The page cache of each reading connection, in KiB.
+    static let readerCacheKiB = 256
 
     /// Opens (creating it and its folder when missing) and migrates the database.
     ///
@@ -46,6 +48,11 @@ package final class SQLiteStore: Sendable {
         configuration.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
+            } else {
+                // Readers mostly read a table once through (the snapshot's index at the
+                // start of a run, a command's listing): a page cache of SQLite's default
+                // 2 MB would only keep pages that are not read again.
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.readerCacheKiB)")
             }
         }
         do {
