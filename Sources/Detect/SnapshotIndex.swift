@@ -10,10 +10,10 @@ import Foundation
 /// let absent = index.absent()                 // listed last time, not this time
 /// ```
 ///
-/// It is an open-addressing hash table of 8-byte slots (at most half full) over dense
+/// It is an open-addressing hash table of 4-byte slots (at most half full) over dense
 /// records in parallel arrays, keyed by ``ChatKey`` (whose bits are already uniformly
 /// random, so no further hashing), with the ids' UTF-8 bytes in one buffer: loading
-/// 100,000 chats makes no object per chat and takes about 8 MB (2 MB of table, 37 bytes
+/// 100,000 chats makes no object per chat and takes about 6.6 MB (1 MB of table, 33 bytes
 /// of record and the id's bytes per chat), and a lookup touches a few cache lines. Ids
 /// become `String`s only for the few chats a poll reports.
 package struct SnapshotIndex: Sendable {
@@ -29,19 +29,17 @@ package struct SnapshotIndex: Sendable {
         case repeated
     }
 
-    /// The hash table: per slot 0 when empty, otherwise the record's number + 1 in the low
-    /// 32 bits and 32 further bits of its key (a tag) in the high ones, so that a probe
-    /// rarely looks at a record that is not the one sought. At most half full.
-    private var table: [UInt64]
+    /// The hash table: per slot 0 when empty, otherwise the record's number + 1. At most
+    /// half full, so that a probe rarely looks at a record that is not the one sought.
+    private var table: [UInt32]
     // The records, one per chat in the order they were set, in parallel arrays.
     private var keyLows: [UInt64] = []
     private var keyHighs: [UInt64] = []
     private var fingerprints: [UInt64] = []
     private var missingCounts: [Int32] = []
     private var flags: [RecordFlags] = []
-    /// Where each record's id lives in ``idBytes``.
-    private var idStarts: [UInt32] = []
-    private var idLengths: [UInt32] = []
+    /// Where each record's id ends in ``idBytes`` (it starts where the previous one ends).
+    private var idEnds: [UInt32] = []
     /// The ids' UTF-8 bytes, one after another.
     private var idBytes: [UInt8] = []
     /// Records that hold a chat (not removed).
@@ -68,8 +66,7 @@ package struct SnapshotIndex: Sendable {
         fingerprints.reserveCapacity(capacity)
         missingCounts.reserveCapacity(capacity)
         flags.reserveCapacity(capacity)
-        idStarts.reserveCapacity(capacity)
-        idLengths.reserveCapacity(capacity)
+        idEnds.reserveCapacity(capacity)
         idBytes.reserveCapacity(capacity * 24)
     }
 
@@ -125,8 +122,8 @@ package struct SnapshotIndex: Sendable {
         var records = [Int](repeating: -1, count: keys.count)
         for (position, key) in keys.enumerated() {
             let word = words[position]
-            guard word != 0, word >> 32 == Self.tag(of: key) else { continue }
-            let record = Int(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1
+            guard word != 0 else { continue }
+            let record = Int(word) - 1
             if keyLows[record] == key.low, keyHighs[record] == key.high, !flags[record].contains(.removed) {
                 records[position] = record
             }
@@ -207,14 +204,13 @@ package struct SnapshotIndex: Sendable {
         fingerprints.append(entry.fingerprint)
         missingCounts.append(Int32(clamping: entry.missing))
         flags.append([])
-        idStarts.append(UInt32(idBytes.count))
-        idLengths.append(UInt32(utf8.count))
         idBytes.append(contentsOf: utf8)
+        idEnds.append(UInt32(idBytes.count))
         count += 1
         let mask = table.count - 1
         var slot = Int(truncatingIfNeeded: key.low) & mask
         while table[slot] != 0 { slot = (slot + 1) & mask }
-        table[slot] = Self.tag(of: key) << 32 | UInt64(record + 1)
+        table[slot] = UInt32(record + 1)
     }
 
     /// Builds the index of a stored snapshot: `load` hands each chat's id (its UTF-8 bytes)
@@ -240,8 +236,7 @@ package struct SnapshotIndex: Sendable {
         keyHighs.reserveCapacity(expectedCount)
         fingerprints.reserveCapacity(expectedCount)
         missingCounts.reserveCapacity(expectedCount)
-        idStarts.reserveCapacity(expectedCount)
-        idLengths.reserveCapacity(expectedCount)
+        idEnds.reserveCapacity(expectedCount)
         idBytes.reserveCapacity(expectedCount * 24)
         try load { utf8, entry in
             let key = ChatKey(utf8: utf8)
@@ -249,9 +244,8 @@ package struct SnapshotIndex: Sendable {
             keyHighs.append(key.high)
             fingerprints.append(entry.fingerprint)
             missingCounts.append(Int32(clamping: entry.missing))
-            idStarts.append(UInt32(idBytes.count))
-            idLengths.append(UInt32(utf8.count))
             idBytes.append(contentsOf: utf8)
+            idEnds.append(UInt32(idBytes.count))
         }
         flags = Array(repeating: [], count: keyLows.count)
         count = keyLows.count
@@ -265,7 +259,7 @@ package struct SnapshotIndex: Sendable {
     private mutating func fillTable() {
         let mask = table.count - 1
         let run = 64
-        var firstWords = [UInt64](repeating: 0, count: run)
+        var firstWords = [UInt32](repeating: 0, count: run)
         var start = 0
         while start < keyLows.count {
             let end = min(start + run, keyLows.count)
@@ -285,7 +279,7 @@ package struct SnapshotIndex: Sendable {
                     }
                     while table[slot] != 0 { slot = (slot + 1) & mask }
                 }
-                table[slot] = Self.tag(of: key) << 32 | UInt64(record + 1)
+                table[slot] = UInt32(record + 1)
             }
             start = end
         }
@@ -299,23 +293,15 @@ package struct SnapshotIndex: Sendable {
 
     // MARK: The table
 
-    /// Bits of the key that the slot number does not use.
-    private static func tag(of key: ChatKey) -> UInt64 {
-        UInt64(UInt32(truncatingIfNeeded: key.high))
-    }
-
     private func find(_ key: ChatKey) -> Int? {
         let mask = table.count - 1
-        let tag = Self.tag(of: key)
         var slot = Int(truncatingIfNeeded: key.low) & mask
         while true {
             let word = table[slot]
             if word == 0 { return nil }
-            if word >> 32 == tag {
-                let record = Int(truncatingIfNeeded: word & 0xFFFF_FFFF) - 1
-                if keyLows[record] == key.low, keyHighs[record] == key.high, !flags[record].contains(.removed) {
-                    return record
-                }
+            let record = Int(word) - 1
+            if keyLows[record] == key.low, keyHighs[record] == key.high, !flags[record].contains(.removed) {
+                return record
             }
             slot = (slot + 1) & mask
         }
@@ -326,8 +312,11 @@ package struct SnapshotIndex: Sendable {
     }
 
     private func id(of record: Int) -> String {
-        let start = Int(idStarts[record])
-        return String(decoding: idBytes[start..<start + Int(idLengths[record])], as: UTF8.self)
+        String(decoding: idBytes[idRange(of: record)], as: UTF8.self)
+    }
+
+    private func idRange(of record: Int) -> Range<Int> {
+        (record == 0 ? 0 : Int(idEnds[record - 1]))..<Int(idEnds[record])
     }
 
     /// Moves every chat into a table with room for `minimumCapacity`, dropping the
@@ -335,8 +324,7 @@ package struct SnapshotIndex: Sendable {
     private mutating func rebuild(minimumCapacity: Int) {
         var bigger = SnapshotIndex(minimumCapacity: max(minimumCapacity, count) * 2)
         for record in flags.indices where !flags[record].contains(.removed) {
-            let start = Int(idStarts[record])
-            idBytes[start..<start + Int(idLengths[record])].withUnsafeBytes { bytes in
+            idBytes[idRange(of: record)].withUnsafeBytes { bytes in
                 bigger.set(utf8: bytes, entry(of: record))
             }
             if flags[record].contains(.seen) {
