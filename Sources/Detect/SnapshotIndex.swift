@@ -213,46 +213,60 @@ package struct SnapshotIndex: Sendable {
         table[slot] = UInt32(record + 1)
     }
 
-    /// Builds the index of a stored snapshot: `load` hands each chat's id (its UTF-8 bytes)
-    /// and entry to `add`, and the table is made once they are all in.
+    /// Builds the index of a stored snapshot: each chat's id and entry are added, and the
+    /// table is made once they are all in.
     ///
     /// Setting chats one at a time reads a random table slot per chat between reading rows;
-    /// here the records go in first and the table is filled afterwards, a run of slots at a
+    /// a loader takes the records first and fills the table at the end, a run of slots at a
     /// time, each run's slots read before any is written so their cache misses overlap. A
-    /// store hands each id once; should two ids share a ``ChatKey``, the later one wins, as
+    /// store adds each id once; should two ids share a ``ChatKey``, the later one wins, as
     /// with ``set(utf8:_:)``.
     ///
     /// ```swift
-    /// let index = try SnapshotIndex(expectedCount: lastPoll.items) { add in
-    ///     while let row = try rows.next() { add(row.idBytes, row.entry) }
-    /// }
+    /// var loader = SnapshotIndex.Loader(expectedCount: lastPoll.items)
+    /// while let row = try rows.next() { loader.add(utf8: row.idBytes, row.entry) }
+    /// let index = loader.finish()
     /// ```
-    package init(
-        expectedCount: Int,
-        loading load: ((UnsafeRawBufferPointer, SnapshotEntry) -> Void) throws -> Void
-    ) rethrows {
-        self.init(minimumCapacity: 0)
-        keyLows.reserveCapacity(expectedCount)
-        keyHighs.reserveCapacity(expectedCount)
-        fingerprints.reserveCapacity(expectedCount)
-        missingCounts.reserveCapacity(expectedCount)
-        idEnds.reserveCapacity(expectedCount)
-        idBytes.reserveCapacity(expectedCount * 24)
-        try load { utf8, entry in
-            let key = ChatKey(utf8: utf8)
-            keyLows.append(key.low)
-            keyHighs.append(key.high)
-            fingerprints.append(entry.fingerprint)
-            missingCounts.append(Int32(clamping: entry.missing))
-            idBytes.append(contentsOf: utf8)
-            idEnds.append(UInt32(idBytes.count))
+    package struct Loader {
+        private var index = SnapshotIndex(minimumCapacity: 0)
+
+        /// A loader with room for `expectedCount` chats (a hint: it grows past it).
+        package init(expectedCount: Int) {
+            index.keyLows.reserveCapacity(expectedCount)
+            index.keyHighs.reserveCapacity(expectedCount)
+            index.fingerprints.reserveCapacity(expectedCount)
+            index.missingCounts.reserveCapacity(expectedCount)
+            index.idEnds.reserveCapacity(expectedCount)
+            index.idBytes.reserveCapacity(expectedCount * 24)
         }
-        flags = Array(repeating: [], count: keyLows.count)
-        count = keyLows.count
-        var size = 16
-        while size < count * 2 { size <<= 1 }
-        table = Array(repeating: 0, count: size)
-        fillTable()
+
+        /// Adds the chat whose id's UTF-8 bytes are `utf8`, without making a `String` of them.
+        package mutating func add(utf8: UnsafeRawBufferPointer, _ entry: SnapshotEntry) {
+            let key = ChatKey(utf8: utf8)
+            index.keyLows.append(key.low)
+            index.keyHighs.append(key.high)
+            index.fingerprints.append(entry.fingerprint)
+            index.missingCounts.append(Int32(clamping: entry.missing))
+            index.idBytes.append(contentsOf: utf8)
+            index.idEnds.append(UInt32(index.idBytes.count))
+        }
+
+        /// Adds the chat `id`.
+        package mutating func add(id: String, _ entry: SnapshotEntry) {
+            var id = id
+            id.withUTF8 { add(utf8: UnsafeRawBufferPointer($0), entry) }
+        }
+
+        /// The index of every chat added.
+        package consuming func finish() -> SnapshotIndex {
+            index.flags = Array(repeating: [], count: index.keyLows.count)
+            index.count = index.keyLows.count
+            var size = 16
+            while size < index.count * 2 { size <<= 1 }
+            index.table = Array(repeating: 0, count: size)
+            index.fillTable()
+            return index
+        }
     }
 
     /// Points the (empty) table at every record, a run of records at a time.

@@ -65,16 +65,20 @@ extension PostgresStore {
 
     package func loadSnapshotIndex(source: String) async throws -> SnapshotIndex {
         try await withConnection { [self] connection in
-            let count = try await connection.integer(
-                "SELECT count(*)::BIGINT FROM chats WHERE source = \(source)", logger: logger) ?? 0
-            var index = SnapshotIndex(minimumCapacity: Int(count))
+            // Room for as many chats as the last complete poll listed (a hint), instead of
+            // counting the snapshot, which reads it twice.
+            let expected = try await connection.integer("""
+                SELECT items::BIGINT FROM polls WHERE source = \(source) AND outcome != 'failed'
+                ORDER BY id DESC LIMIT 1
+                """, logger: logger) ?? 0
+            var loader = SnapshotIndex.Loader(expectedCount: Int(expected))
             let rows = try await connection.query(
                 "SELECT chat_id, fingerprint, missing FROM chats WHERE source = \(source)", logger: logger)
             for try await row in rows {
                 let (id, fingerprint, missing) = try row.decode((String, Int64, Int).self)
-                index.set(id, SnapshotEntry(fingerprint: UInt64(bitPattern: fingerprint), missing: missing))
+                loader.add(id: id, SnapshotEntry(fingerprint: UInt64(bitPattern: fingerprint), missing: missing))
             }
-            return index
+            return loader.finish()
         }
     }
 

@@ -57,24 +57,23 @@ extension SQLiteStore {
                 sql: "SELECT chat_id, fingerprint, missing FROM chats WHERE source = ?")
             try statement.setArguments([source])
             let handle = statement.sqliteStatement
-            return try SnapshotIndex(expectedCount: expected) { add in
-                while true {
-                    switch sqlite3_step(handle) {
-                    case SQLITE_ROW:
-                        let entry = SnapshotEntry(
-                            fingerprint: UInt64(bitPattern: sqlite3_column_int64(handle, 1)),
-                            missing: Int(sqlite3_column_int64(handle, 2)))
-                        // `chat_id` is TEXT: ask for the text first, then its length (SQLite's order).
-                        let text = sqlite3_column_text(handle, 0)
-                        let length = Int(sqlite3_column_bytes(handle, 0))
-                        add(UnsafeRawBufferPointer(start: text, count: text == nil ? 0 : length), entry)
-                    case SQLITE_DONE:
-                        return
-                    case let code:
-                        throw DatabaseError(
-                            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-                            sql: statement.sql)
-                    }
+            var loader = SnapshotIndex.Loader(expectedCount: expected)
+            while true {
+                switch sqlite3_step(handle) {
+                case SQLITE_ROW:
+                    let entry = SnapshotEntry(
+                        fingerprint: UInt64(bitPattern: sqlite3_column_int64(handle, 1)),
+                        missing: Int(sqlite3_column_int64(handle, 2)))
+                    // `chat_id` is TEXT: ask for the text first, then its length (SQLite's order).
+                    let text = sqlite3_column_text(handle, 0)
+                    let length = Int(sqlite3_column_bytes(handle, 0))
+                    loader.add(utf8: UnsafeRawBufferPointer(start: text, count: text == nil ? 0 : length), entry)
+                case SQLITE_DONE:
+                    return loader.finish()
+                case let code:
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                        sql: statement.sql)
                 }
             }
         }

@@ -98,9 +98,9 @@ struct SnapshotIndexTableTests {
         var setOneByOne = SnapshotIndex()
         for chat in chats { setOneByOne.set(chat.id, chat.entry) }
         // A short hint: the arrays grow past it.
-        var loaded = SnapshotIndex(expectedCount: 10) { add in
-            for chat in chats { Array(chat.id.utf8).withUnsafeBytes { add($0, chat.entry) } }
-        }
+        var loader = SnapshotIndex.Loader(expectedCount: 10)
+        for chat in chats { Array(chat.id.utf8).withUnsafeBytes { loader.add(utf8: $0, chat.entry) } }
+        var loaded = loader.finish()
         #expect(loaded.count == chats.count)
         #expect(loaded.entries == setOneByOne.entries)
         for chat in chats.prefix(300) {
@@ -116,11 +116,11 @@ struct SnapshotIndexTableTests {
     }
 
     @Test func aChatHandedTwiceWhileLoadingKeepsTheLaterEntry() {
-        let index = SnapshotIndex(expectedCount: 2) { add in
-            Array("twice".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 1, missing: 0)) }
-            Array("once".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 3, missing: 0)) }
-            Array("twice".utf8).withUnsafeBytes { add($0, SnapshotEntry(fingerprint: 2, missing: 1)) }
-        }
+        var loader = SnapshotIndex.Loader(expectedCount: 2)
+        loader.add(id: "twice", SnapshotEntry(fingerprint: 1, missing: 0))
+        loader.add(id: "once", SnapshotEntry(fingerprint: 3, missing: 0))
+        loader.add(id: "twice", SnapshotEntry(fingerprint: 2, missing: 1))
+        let index = loader.finish()
         #expect(index.count == 2)
         #expect(index.entries == ["twice": SnapshotEntry(fingerprint: 2, missing: 1), "once": SnapshotEntry(fingerprint: 3, missing: 0)])
         #expect(index.absent().map(\.id).sorted() == ["once", "twice"])
