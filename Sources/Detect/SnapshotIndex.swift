@@ -6,16 +6,19 @@ import Foundation
 ///
 /// ```swift
 /// var index = try await store.loadSnapshotIndex(source: "main")
+/// let claimed = index.claim(page.recognised.map(\.fingerprint))  // byte for byte stored: unchanged
 /// switch index.observe(key: item.key, fingerprint: item.fingerprint) { case .unchanged: break; default: stage(item) }
 /// let absent = index.absent()                 // listed last time, not this time
 /// ```
 ///
-/// It is an open-addressing hash table of 4-byte slots (at most half full) over dense
-/// records in parallel arrays, keyed by ``ChatKey`` (whose bits are already uniformly
-/// random, so no further hashing), with the ids' UTF-8 bytes in one buffer: loading
-/// 100,000 chats makes no object per chat and takes about 6.6 MB (1 MB of table, 33 bytes
-/// of record and the id's bytes per chat), and a lookup touches a few cache lines. Ids
-/// become `String`s only for the few chats a poll reports.
+/// It is two open-addressing hash tables of 4-byte slots (at most half full) over dense
+/// records in parallel arrays, one by fingerprint (for chats recognised by their bytes,
+/// ``claim(_:)``) and one by ``ChatKey`` (whose bits, like a fingerprint's, are already
+/// uniformly random, so no further hashing), with the ids' UTF-8 bytes in one buffer.
+/// Loading 100,000 chats makes no object per chat and takes about 5 MB (1 MB of table,
+/// 17 bytes of record and the id's bytes per chat); the keys and their table (2.6 MB
+/// more) are made only when a chat is first looked up by id. A lookup touches a few
+/// cache lines. Ids become `String`s only for the few chats a poll reports.
 package struct SnapshotIndex: Sendable {
     /// What one listed chat is, compared with the snapshot.
     package enum Observation: Sendable, Hashable {
@@ -29,9 +32,19 @@ package struct SnapshotIndex: Sendable {
         case repeated
     }
 
-    /// The hash table: per slot 0 when empty, otherwise the record's number + 1. At most
-    /// half full, so that a probe rarely looks at a record that is not the one sought.
+    /// The hash table by key: per slot 0 when empty, otherwise the record's number + 1. At
+    /// most half full, so that a probe rarely looks at a record that is not the one
+    /// sought. Empty, like ``keyLows`` and ``keyHighs``, until ``hasKeys``.
     private var table: [UInt32]
+    /// Whether the records' keys and their table are made. A loaded index makes them the
+    /// first time a chat is looked up by id (``buildKeys()``): a poll in which every chat
+    /// is recognised by its bytes (``claim(_:)``) never needs them.
+    private var hasKeys = true
+    /// A second table of the same shape, by fingerprint: ``fingerprintLookup`` and
+    /// ``claim(_:)``. A record whose fingerprint changed keeps its old slot here (a probe
+    /// checks the record's fingerprint), counted in ``staleFingerprintSlots``.
+    private var fingerprintTable: [UInt32]
+    private var staleFingerprintSlots = 0
     // The records, one per chat in the order they were set, in parallel arrays.
     private var keyLows: [UInt64] = []
     private var keyHighs: [UInt64] = []
@@ -61,6 +74,7 @@ package struct SnapshotIndex: Sendable {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         table = Array(repeating: 0, count: size)
+        fingerprintTable = Array(repeating: 0, count: size)
         keyLows.reserveCapacity(capacity)
         keyHighs.reserveCapacity(capacity)
         fingerprints.reserveCapacity(capacity)
@@ -88,7 +102,12 @@ package struct SnapshotIndex: Sendable {
 
     /// The snapshot's entry for `id`.
     package subscript(id: String) -> SnapshotEntry? {
-        find(ChatKey(id: id)).map(entry(of:))
+        if hasKeys { return find(ChatKey(id: id)).map(entry(of:)) }
+        // Keys not made yet: compare the ids themselves.
+        let wanted = Array(id.utf8)
+        return flags.indices.last { record in
+            !flags[record].contains(.removed) && idBytes[idRange(of: record)].elementsEqual(wanted)
+        }.map(entry(of:))
     }
 
     /// Records that this poll listed `id` with `fingerprint`, and says what that means.
@@ -99,7 +118,8 @@ package struct SnapshotIndex: Sendable {
     /// Records that this poll listed the chat whose id has `key`, with `fingerprint`: what
     /// a poll calls with the key the page scanner computed, without a `String` per chat.
     package mutating func observe(key: ChatKey, fingerprint: UInt64) -> Observation {
-        observe(record: find(key), key: key, fingerprint: fingerprint)
+        buildKeys()
+        return observe(record: find(key), key: key, fingerprint: fingerprint)
     }
 
     /// Records that this poll listed the chats whose ids have `keys`, with `fingerprints`
@@ -113,6 +133,8 @@ package struct SnapshotIndex: Sendable {
     /// overlaps their misses.
     package mutating func observe(keys: [ChatKey], fingerprints: [UInt64]) -> [Observation] {
         precondition(keys.count == fingerprints.count, "one fingerprint per key")
+        guard !keys.isEmpty else { return [] }
+        buildKeys()
         let mask = table.count - 1
         // Pass 1: each key's first slot.
         let words = table.withUnsafeBufferPointer { table in
@@ -182,6 +204,7 @@ package struct SnapshotIndex: Sendable {
     /// Sets (or, with `nil`, removes) the entry of the id whose UTF-8 bytes are `utf8`:
     /// what a store calls while it reads a snapshot, without making a `String` per chat.
     package mutating func set(utf8: UnsafeRawBufferPointer, _ entry: SnapshotEntry?) {
+        buildKeys()
         let key = ChatKey(utf8: utf8)
         if let record = find(key) {
             guard let entry else {
@@ -191,14 +214,23 @@ package struct SnapshotIndex: Sendable {
                 removedRecords += 1
                 return
             }
-            fingerprints[record] = entry.fingerprint
+            if fingerprints[record] != entry.fingerprint {
+                if (count + removedRecords + staleFingerprintSlots + 1) * 2 > fingerprintTable.count {
+                    rebuild(minimumCapacity: count + 1)
+                    set(utf8: utf8, entry)
+                    return
+                }
+                fingerprints[record] = entry.fingerprint
+                staleFingerprintSlots += 1
+                Self.insert(record, hash: entry.fingerprint, into: &fingerprintTable)
+            }
             missingCounts[record] = Int32(clamping: entry.missing)
             flags[record].remove(.seen)
             return
         }
         guard let entry else { return }
-        if (count + removedRecords + 1) * 2 > table.count { rebuild(minimumCapacity: count + 1) }
-        let record = keyLows.count
+        if (count + removedRecords + staleFingerprintSlots + 1) * 2 > fingerprintTable.count { rebuild(minimumCapacity: count + 1) }
+        let record = fingerprints.count
         keyLows.append(key.low)
         keyHighs.append(key.high)
         fingerprints.append(entry.fingerprint)
@@ -207,8 +239,14 @@ package struct SnapshotIndex: Sendable {
         idBytes.append(contentsOf: utf8)
         idEnds.append(UInt32(idBytes.count))
         count += 1
+        Self.insert(record, hash: key.low, into: &table)
+        Self.insert(record, hash: entry.fingerprint, into: &fingerprintTable)
+    }
+
+    /// Puts `record` in the first free slot from the one `hash` names.
+    private static func insert(_ record: Int, hash: UInt64, into table: inout [UInt32]) {
         let mask = table.count - 1
-        var slot = Int(truncatingIfNeeded: key.low) & mask
+        var slot = Int(truncatingIfNeeded: hash) & mask
         while table[slot] != 0 { slot = (slot + 1) & mask }
         table[slot] = UInt32(record + 1)
     }
@@ -216,11 +254,12 @@ package struct SnapshotIndex: Sendable {
     /// Builds the index of a stored snapshot: each chat's id and entry are added, and the
     /// table is made once they are all in.
     ///
-    /// Setting chats one at a time reads a random table slot per chat between reading rows;
-    /// a loader takes the records first and fills the table at the end, a run of slots at a
-    /// time, each run's slots read before any is written so their cache misses overlap. A
-    /// store adds each id once; should two ids share a ``ChatKey``, the later one wins, as
-    /// with ``set(utf8:_:)``.
+    /// A loader takes the records first and fills the table by fingerprint at the end, a
+    /// run of slots at a time, each run's slots read before any is written so that their
+    /// cache misses overlap. The keys of the ids, and the table by key, are made only when
+    /// a chat is first looked up by id: a poll that recognises every chat by its bytes
+    /// needs neither. A store adds each id once (its primary key); should one come twice,
+    /// or two ids share a ``ChatKey``, the later one wins from that first lookup on.
     ///
     /// ```swift
     /// var loader = SnapshotIndex.Loader(expectedCount: lastPoll.items)
@@ -232,8 +271,8 @@ package struct SnapshotIndex: Sendable {
 
         /// A loader with room for `expectedCount` chats (a hint: it grows past it).
         package init(expectedCount: Int) {
-            index.keyLows.reserveCapacity(expectedCount)
-            index.keyHighs.reserveCapacity(expectedCount)
+            index.hasKeys = false
+            index.table = []
             index.fingerprints.reserveCapacity(expectedCount)
             index.missingCounts.reserveCapacity(expectedCount)
             index.idEnds.reserveCapacity(expectedCount)
@@ -242,9 +281,6 @@ package struct SnapshotIndex: Sendable {
 
         /// Adds the chat whose id's UTF-8 bytes are `utf8`, without making a `String` of them.
         package mutating func add(utf8: UnsafeRawBufferPointer, _ entry: SnapshotEntry) {
-            let key = ChatKey(utf8: utf8)
-            index.keyLows.append(key.low)
-            index.keyHighs.append(key.high)
             index.fingerprints.append(entry.fingerprint)
             index.missingCounts.append(Int32(clamping: entry.missing))
             index.idBytes.append(contentsOf: utf8)
@@ -259,14 +295,33 @@ package struct SnapshotIndex: Sendable {
 
         /// The index of every chat added.
         package consuming func finish() -> SnapshotIndex {
-            index.flags = Array(repeating: [], count: index.keyLows.count)
-            index.count = index.keyLows.count
+            index.flags = Array(repeating: [], count: index.fingerprints.count)
+            index.count = index.fingerprints.count
             var size = 16
             while size < index.count * 2 { size <<= 1 }
-            index.table = Array(repeating: 0, count: size)
-            index.fillTable()
+            index.fingerprintTable = Array(repeating: 0, count: size)
+            index.fillFingerprintTable()
             return index
         }
+    }
+
+    /// Makes every record's key from its id, and the table by key, unless they are made.
+    /// A chat whose key an earlier record has too is taken for the same chat (the later
+    /// one wins, as with ``set(utf8:_:)``).
+    private mutating func buildKeys() {
+        guard !hasKeys else { return }
+        hasKeys = true
+        keyLows = []
+        keyHighs = []
+        keyLows.reserveCapacity(fingerprints.count)
+        keyHighs.reserveCapacity(fingerprints.count)
+        for record in fingerprints.indices {
+            let key = idBytes[idRange(of: record)].withUnsafeBytes { ChatKey(utf8: $0) }
+            keyLows.append(key.low)
+            keyHighs.append(key.high)
+        }
+        table = Array(repeating: 0, count: fingerprintTable.count)
+        fillTable()
     }
 
     /// Points the (empty) table at every record, a run of records at a time.
@@ -299,8 +354,80 @@ package struct SnapshotIndex: Sendable {
         }
     }
 
+    /// Points the (empty) fingerprint table at every record, as ``fillTable()`` does.
+    private mutating func fillFingerprintTable() {
+        let mask = fingerprintTable.count - 1
+        let run = 64
+        var firstWords = [UInt32](repeating: 0, count: run)
+        var start = 0
+        while start < fingerprints.count {
+            let end = min(start + run, fingerprints.count)
+            for record in start..<end {
+                firstWords[record - start] = fingerprintTable[Int(truncatingIfNeeded: fingerprints[record]) & mask]
+            }
+            for record in start..<end where !flags[record].contains(.removed) {
+                var slot = Int(truncatingIfNeeded: fingerprints[record]) & mask
+                if firstWords[record - start] != 0 || fingerprintTable[slot] != 0 {
+                    while fingerprintTable[slot] != 0 { slot = (slot + 1) & mask }
+                }
+                fingerprintTable[slot] = UInt32(record + 1)
+            }
+            start = end
+        }
+    }
+
+    // MARK: Chats recognised by their bytes
+
+    /// Whether a chat of the snapshot has `fingerprint`, to ask while a page is scanned:
+    /// a chat whose bytes are those of a stored one need not be validated or parsed again
+    /// (``claim(_:)`` then counts it as listed). It is a value of its own, so that the
+    /// scanner can hold it while the poll changes the index.
+    ///
+    /// It may answer `true` for a chat that ``claim(_:)`` then refuses (one removed, or
+    /// listed before in this poll): such a chat is scanned in full after all.
+    package var fingerprintLookup: FingerprintLookup {
+        FingerprintLookup(table: fingerprintTable, fingerprints: fingerprints)
+    }
+
+    /// Counts the chats of the snapshot with `fingerprints` as listed unchanged, and says
+    /// for each whether it was: `false` for one that is not in the snapshot (any more) or
+    /// was listed before in this poll; the poll then scans it and calls
+    /// ``observe(keys:fingerprints:)`` as for any other chat.
+    package mutating func claim(_ fingerprints: [UInt64]) -> [Bool] {
+        let mask = fingerprintTable.count - 1
+        // The first slots first, so that their cache misses overlap.
+        let words = fingerprintTable.withUnsafeBufferPointer { table in
+            fingerprints.map { table[Int(truncatingIfNeeded: $0) & mask] }
+        }
+        var claimed: [Bool] = []
+        claimed.reserveCapacity(fingerprints.count)
+        for (position, fingerprint) in fingerprints.enumerated() {
+            var slot = Int(truncatingIfNeeded: fingerprint) & mask
+            var word = words[position]
+            var found: Int?
+            while word != 0 {
+                let record = Int(word) - 1
+                if self.fingerprints[record] == fingerprint, !flags[record].contains(.removed) {
+                    found = record
+                    break
+                }
+                slot = (slot + 1) & mask
+                word = fingerprintTable[slot]
+            }
+            guard let record = found, !flags[record].contains(.seen) else {
+                claimed.append(false)
+                continue
+            }
+            flags[record].insert(.seen)
+            seenCount += 1
+            claimed.append(true)
+        }
+        return claimed
+    }
+
     /// Adds one to the missing counter of `id`, or sets it to 0.
     package mutating func updateMissing(_ id: String, reset: Bool) {
+        buildKeys()
         guard let record = find(ChatKey(id: id)) else { return }
         missingCounts[record] = reset ? 0 : missingCounts[record] &+ 1
     }

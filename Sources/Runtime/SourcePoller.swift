@@ -94,17 +94,13 @@ package actor SourcePoller {
         if session.filtersChanged { logger.notice("filters changed: this poll is a new baseline") }
         var index = try await startingIndex(for: session)
         let clock = self.clock
+        let seed = store.fingerprintSeed
+        // Chats whose bytes are a stored chat's are only located and fingerprinted.
+        let known = index.count > 0 ? index.fingerprintLookup : nil
         let summary = try await client.fetchAllChats(
-            ChatListQuery(source: configuration), fingerprintSeed: store.fingerprintSeed
+            ChatListQuery(source: configuration), fingerprintSeed: seed, recognising: known.map { known in { known.contains($0) } }
         ) { page in
-            var staged: [StagedChat] = []
-            // A chat listed twice in one poll counts once; its later copy wins.
-            let observations = index.observe(keys: page.items.map(\.key), fingerprints: page.items.map(\.fingerprint))
-            for (item, observation) in zip(page.items, observations) where observation != .unchanged {
-                staged.append(StagedChat(
-                    id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
-                    raw: page.rawData(of: item), fingerprint: item.fingerprint))
-            }
+            let staged = try Self.changedChats(of: page, index: &index, fingerprintSeed: seed)
             try await session.stage(staged, now: clock())
         }
         progress = Progress(pages: summary.pages, items: summary.items)
@@ -126,6 +122,57 @@ package actor SourcePoller {
                 metadata: ["failed_polls": .stringConvertible(failures)])
         }
         return .complete(events: applied.eventCount, deliveries: applied.deliveryCount, baseline: poll.isBaseline)
+    }
+
+    /// The chats of `page` to stage: new, changed, or listed again (a chat listed twice in
+    /// one poll counts once; its later copy wins), in page order. Marks every chat of the
+    /// page as listed in `index`.
+    ///
+    /// Recognised chats (the bytes of a stored chat) count as listed and unchanged; one
+    /// the index does not take (gone, or listed before in this poll) is scanned and
+    /// observed like the rest. Should a chat scanned in full turn out to be listed again
+    /// while recognised chats come after it on the page, those are scanned too, and the
+    /// ones that are that chat are staged after it, so that a later unchanged copy still
+    /// wins.
+    static func changedChats(
+        of page: ChatPage, index: inout SnapshotIndex, fingerprintSeed seed: UInt64
+    ) throws -> [StagedChat] {
+        var items = page.items
+        var claimedRecognised: [RecognisedItem] = []
+        if !page.recognised.isEmpty {
+            let claimed = index.claim(page.recognised.map(\.fingerprint))
+            var rescanned = false
+            for (recognised, isClaimed) in zip(page.recognised, claimed) {
+                if isClaimed {
+                    claimedRecognised.append(recognised)
+                } else {
+                    items.append(try page.item(recognised, fingerprintSeed: seed))
+                    rescanned = true
+                }
+            }
+            if rescanned { items.sort { $0.range.lowerBound < $1.range.lowerBound } }
+        }
+        let observations = index.observe(keys: items.map(\.key), fingerprints: items.map(\.fingerprint))
+        var reported = zip(items, observations).filter { $0.1 != .unchanged }.map(\.0)
+        // Where each chat listed again on this page was first listed again.
+        var repeats: [ChatKey: Int] = [:]
+        for (item, observation) in zip(items, observations) where observation == .repeated && repeats[item.key] == nil {
+            repeats[item.key] = item.range.lowerBound
+        }
+        if let firstRepeat = repeats.values.min() {
+            let later = try claimedRecognised.filter { $0.range.lowerBound > firstRepeat }
+                .map { try page.item($0, fingerprintSeed: seed) }
+                .filter { recognised in repeats[recognised.key].map { $0 < recognised.range.lowerBound } ?? false }
+            if !later.isEmpty {
+                reported += later
+                reported.sort { $0.range.lowerBound < $1.range.lowerBound }
+            }
+        }
+        return reported.map { item in
+            StagedChat(
+                id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
+                raw: page.rawData(of: item), fingerprint: item.fingerprint)
+        }
     }
 
     /// The index this poll compares with: the cached one when there is one.

@@ -150,6 +150,9 @@ package struct UnipileClient: Sendable {
     /// - Parameters:
     ///   - query: page size and filters.
     ///   - fingerprintSeed: the store's seed for ``ChatFingerprint``.
+    ///   - recognising: the fingerprints of stored chats, when there are some: an item
+    ///     with one of them is only located and fingerprinted (``ScannedPage/recognised``);
+    ///     see ``ChatPageScanner/scan(_:fingerprintSeed:recognising:)``.
     ///   - onPage: called once per page, in order, before the next page is requested.
     ///     A `PollFailure` it throws is passed through; a `CancellationError` becomes
     ///     ``PollFailure/cancelled``; anything else ``PollFailure/pageHandler(_:page:)``.
@@ -157,6 +160,7 @@ package struct UnipileClient: Sendable {
     package func fetchAllChats(
         _ query: ChatListQuery,
         fingerprintSeed: UInt64,
+        recognising: (([UInt64]) -> [Bool])? = nil,
         onPage: (ChatPage) async throws -> Void
     ) async throws(PollFailure) -> PollSummary {
         var summary = PollSummary(pages: 0, items: 0, bytes: 0)
@@ -171,12 +175,12 @@ package struct UnipileClient: Sendable {
             let body = try await fetchPageBody(url: url, page: pageNumber)
             let scanned: ScannedPage
             do {
-                scanned = try ChatPageScanner.scan(body, fingerprintSeed: fingerprintSeed)
+                scanned = try ChatPageScanner.scan(body, fingerprintSeed: fingerprintSeed, recognising: recognising)
             } catch {
                 throw .malformed(error.description, page: pageNumber)
             }
             summary.pages = pageNumber
-            summary.items += scanned.items.count
+            summary.items += scanned.itemCount
             summary.bytes += body.count
 
             do {

@@ -30,8 +30,23 @@ package struct ChatPage: Sendable {
         self.scanned = scanned
     }
 
-    /// The page's chats, in page order.
+    /// The page's chats that were scanned in full, in page order.
     package var items: [ScannedItem] { scanned.items }
+
+    /// The page's chats recognised by their fingerprint (when the poll asked for that).
+    package var recognised: [RecognisedItem] { scanned.recognised }
+
+    /// A recognised chat scanned in full after all: for a poll that must report it.
+    package func item(_ recognised: RecognisedItem, fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedItem {
+        let result = body.withUnsafeBytes { buffer -> Result<ScannedItem, ChatPageScanError> in
+            do throws(ChatPageScanError) {
+                return .success(try ChatPageScanner.item(in: buffer, range: recognised.range, fingerprintSeed: fingerprintSeed))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
 
     /// The cursor of the next page, `nil` on the last one.
     package var cursor: String? { scanned.cursor }

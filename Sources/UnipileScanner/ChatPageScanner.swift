@@ -62,17 +62,38 @@ package struct ScannedString: Sendable, Hashable {
     }
 }
 
+/// A chat of a page whose bytes have the fingerprint of a stored chat: only its end was
+/// found, by following its strings and brackets (``ChatPageScanner/objectEnd(in:from:)``).
+package struct RecognisedItem: Sendable, Hashable {
+    /// The byte range of the item's object in the page body.
+    package var range: Range<Int>
+    /// XXH64 of the bytes in `range`, with the scanner's fingerprint seed.
+    package var fingerprint: UInt64
+
+    package init(range: Range<Int>, fingerprint: UInt64) {
+        self.range = range
+        self.fingerprint = fingerprint
+    }
+}
+
 /// What ``ChatPageScanner`` found in one page of "List all chats".
 package struct ScannedPage: Sendable, Hashable {
-    /// The page's chats, in the order of the page.
+    /// The page's chats that were scanned in full, in the order of the page.
     package var items: [ScannedItem]
+    /// The page's chats that were recognised by their fingerprint instead (only when the
+    /// scan was asked to recognise chats), in the order of the page.
+    package var recognised: [RecognisedItem]
     /// The cursor of the next page, or `nil` on the last page.
     package var cursor: String?
 
-    package init(items: [ScannedItem], cursor: String?) {
+    package init(items: [ScannedItem], recognised: [RecognisedItem] = [], cursor: String?) {
         self.items = items
+        self.recognised = recognised
         self.cursor = cursor
     }
+
+    /// How many chats the page lists.
+    package var itemCount: Int { items.count + recognised.count }
 }
 
 /// Why a page body is not a usable page of "List all chats", and where.
@@ -130,22 +151,101 @@ package enum ChatPageScanner {
     package static let maxNestingDepth = 512
 
     /// Scans a page body.
-    package static func scan(_ body: UnsafeRawBufferPointer, fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedPage {
+    ///
+    /// - Parameter recognising: when given, each item's end is first found by following
+    ///   only its strings and brackets, and its bytes fingerprinted; `recognising` is asked
+    ///   about all the page's fingerprints at once, and an item whose fingerprint it knows
+    ///   (the bytes of a stored chat, validated when they were stored) goes to
+    ///   ``ScannedPage/recognised`` without being validated or searched for its `id`.
+    ///   Every other item is scanned in full, and so is the page around the items; a page
+    ///   with any problem is scanned again without recognising, so that its error is the
+    ///   one a plain scan reports.
+    package static func scan(
+        _ body: UnsafeRawBufferPointer, fingerprintSeed: UInt64, recognising: (([UInt64]) -> [Bool])? = nil
+    ) throws(ChatPageScanError) -> ScannedPage {
         var scanner = PageScanner(body, fingerprintSeed: fingerprintSeed)
-        return try scanner.scanPage()
+        do {
+            return try scanner.scanPage(recognising: recognising)
+        } catch where recognising != nil {
+            var plain = PageScanner(body, fingerprintSeed: fingerprintSeed)
+            return try plain.scanPage(recognising: nil)
+        }
     }
 
     /// Scans a page body.
-    package static func scan(_ body: [UInt8], fingerprintSeed: UInt64) throws(ChatPageScanError) -> ScannedPage {
+    package static func scan(
+        _ body: [UInt8], fingerprintSeed: UInt64, recognising: (([UInt64]) -> [Bool])? = nil
+    ) throws(ChatPageScanError) -> ScannedPage {
         // `withUnsafeBytes` rethrows untyped errors; carry the typed one out as a value.
         let result = body.withUnsafeBytes { buffer -> Result<ScannedPage, ChatPageScanError> in
             do throws(ChatPageScanError) {
-                return .success(try scan(buffer, fingerprintSeed: fingerprintSeed))
+                return .success(try scan(buffer, fingerprintSeed: fingerprintSeed, recognising: recognising))
             } catch {
                 return .failure(error)
             }
         }
         return try result.get()
+    }
+
+    /// Scans in full the item at `range` of a page body that ``scan(_:fingerprintSeed:recognising:)``
+    /// recognised, for a poll that needs its `id` after all.
+    package static func item(
+        in body: UnsafeRawBufferPointer, range: Range<Int>, fingerprintSeed: UInt64
+    ) throws(ChatPageScanError) -> ScannedItem {
+        var scanner = PageScanner(UnsafeRawBufferPointer(rebasing: body[..<range.upperBound]), fingerprintSeed: fingerprintSeed)
+        scanner.index = range.lowerBound
+        let item = try scanner.scanItem()
+        guard scanner.index == range.upperBound else { throw scanner.syntaxError("the item does not end where it was found to") }
+        return item
+    }
+
+    /// Where the object that starts at `start` (its `{`) ends, one past its `}`, found by
+    /// following only its strings and brackets; `nil` when no end is found.
+    ///
+    /// Nothing is validated: the bytes are of use only if their fingerprint is one the
+    /// snapshot already holds (identical bytes, validated when they were first stored).
+    /// For bytes that ``scan(_:fingerprintSeed:)`` accepts as an item, the end is the
+    /// end of that item's range.
+    package static func objectEnd(in body: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        let end = body.count
+        var position = start
+        var depth = 0
+        while position < end {
+            switch body[position] {
+            case ASCII.quote:
+                position += 1
+                // To the closing quote, eight bytes at a time; an escape hides the byte after it.
+                while true {
+                    while position + 8 <= end {
+                        let word = UInt64(littleEndian: body.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+                        let found = PageScanner.quotesAndBackslashes(word)
+                        if found == 0 {
+                            position += 8
+                        } else {
+                            position += found.trailingZeroBitCount >> 3
+                            break
+                        }
+                    }
+                    guard position < end else { return nil }
+                    let byte = body[position]
+                    if byte == ASCII.quote {
+                        position += 1
+                        break
+                    }
+                    position += byte == ASCII.backslash ? 2 : 1
+                }
+            case ASCII.openBrace, ASCII.openBracket:
+                depth += 1
+                position += 1
+            case ASCII.closeBrace, ASCII.closeBracket:
+                depth -= 1
+                position += 1
+                if depth <= 0 { return position }
+            default:
+                position += 1
+            }
+        }
+        return nil
     }
 
     /// Scans a page body given as text (for tests and tools).
@@ -193,7 +293,7 @@ private struct PageScanner {
 
     // MARK: The page
 
-    mutating func scanPage() throws(ChatPageScanError) -> ScannedPage {
+    mutating func scanPage(recognising: (([UInt64]) -> [Bool])?) throws(ChatPageScanError) -> ScannedPage {
         skipWhitespace()
         guard index < end else { throw syntaxError("unexpected end of input") }
         guard bytes[index] == ASCII.openBrace else {
@@ -206,6 +306,7 @@ private struct PageScanner {
         index += 1
 
         var items: [ScannedItem]?
+        var recognised: [RecognisedItem] = []
         // Absent means null: the last page.
         var cursor: String?
         // A member written twice counts by its last copy, as in `JSONValue.parse`: the
@@ -226,7 +327,7 @@ private struct PageScanner {
                 if matches(key, "items") {
                     let start = index
                     do {
-                        items = try scanItems()
+                        (items, recognised) = try scanItems(recognising: recognising)
                         itemsProblem = nil
                     } catch where error.offset == nil {
                         // A shape problem: check the rest of the value is JSON, keep the problem.
@@ -234,6 +335,7 @@ private struct PageScanner {
                         currentItem = nil
                         try skipValue(depth: 1)
                         items = nil
+                        recognised = []
                         itemsProblem = error
                     }
                 } else if matches(key, "cursor") {
@@ -268,24 +370,31 @@ private struct PageScanner {
             // silently cut a snapshot short (and report every later chat as removed).
             throw shapeError("\"cursor\" is an empty string")
         }
-        return ScannedPage(items: items, cursor: cursor)
+        return ScannedPage(items: items, recognised: recognised, cursor: cursor)
     }
 
     /// Scans the value of `items`, which must be an array of chat objects.
-    mutating func scanItems() throws(ChatPageScanError) -> [ScannedItem] {
+    mutating func scanItems(
+        recognising: (([UInt64]) -> [Bool])?
+    ) throws(ChatPageScanError) -> (items: [ScannedItem], recognised: [RecognisedItem]) {
         guard index < end else { throw syntaxError("unexpected end of input") }
         guard bytes[index] == ASCII.openBracket else {
             try skipValue(depth: 1)
             throw shapeError("\"items\" is not an array")
         }
         index += 1
+        if let recognising {
+            let start = index
+            if let found = try recognisedItems(recognising) { return found }
+            index = start
+        }
         var items: [ScannedItem] = []
         // A full page of 250 chats of ~600 bytes; avoids regrowing in the common case.
         items.reserveCapacity(min(256, end / 64 + 1))
         skipWhitespace()
         if index < end, bytes[index] == ASCII.closeBracket {
             index += 1
-            return items
+            return (items, [])
         }
         while true {
             skipWhitespace()
@@ -295,9 +404,59 @@ private struct PageScanner {
             skipWhitespace()
             guard index < end else { throw syntaxError("unexpected end of input in an array") }
             if bytes[index] == ASCII.comma { index += 1; continue }
-            if bytes[index] == ASCII.closeBracket { index += 1; return items }
+            if bytes[index] == ASCII.closeBracket { index += 1; return (items, []) }
             throw syntaxError("expected ',' or ']'")
         }
+    }
+
+    /// The elements of `items` (from just after its `[`), each located by its strings and
+    /// brackets and fingerprinted, then `recognising` asked about them all at once; the
+    /// ones it does not know are scanned in full. `nil` (and `index` anywhere) when the
+    /// array is not a plain list of objects: the caller scans it in full.
+    mutating func recognisedItems(
+        _ recognising: ([UInt64]) -> [Bool]
+    ) throws(ChatPageScanError) -> (items: [ScannedItem], recognised: [RecognisedItem])? {
+        var located: [RecognisedItem] = []
+        located.reserveCapacity(min(256, end / 64 + 1))
+        skipWhitespace()
+        if index < end, bytes[index] == ASCII.closeBracket {
+            index += 1
+            return ([], [])
+        }
+        while true {
+            skipWhitespace()
+            guard index < end, bytes[index] == ASCII.openBrace,
+                  let itemEnd = ChatPageScanner.objectEnd(in: bytes, from: index)
+            else { return nil }
+            let range = index..<itemEnd
+            located.append(RecognisedItem(
+                range: range, fingerprint: XXH64.hash(UnsafeRawBufferPointer(rebasing: bytes[range]), seed: fingerprintSeed)))
+            index = itemEnd
+            skipWhitespace()
+            guard index < end else { return nil }
+            if bytes[index] == ASCII.comma { index += 1; continue }
+            if bytes[index] == ASCII.closeBracket { index += 1; break }
+            return nil
+        }
+        let afterArray = index
+        let known = recognising(located.map(\.fingerprint))
+        guard known.count == located.count else { return nil }
+        var items: [ScannedItem] = []
+        var recognised: [RecognisedItem] = []
+        recognised.reserveCapacity(located.count)
+        for (number, (item, isKnown)) in zip(located, known).enumerated() {
+            if isKnown {
+                recognised.append(item)
+                continue
+            }
+            index = item.range.lowerBound
+            currentItem = number + 1
+            items.append(try scanItem())
+            currentItem = nil
+            guard index == item.range.upperBound else { return nil }
+        }
+        index = afterArray
+        return (items, recognised)
     }
 
     /// Scans one element of `items`: an object with a non-empty string `id`.
@@ -571,6 +730,17 @@ private struct PageScanner {
         let isBackslash = (backslashes &- ones) & ~backslashes
         let isControl = (word &- ones &* 0x20) & ~word
         return (isQuote | isBackslash | isControl | word) & highs
+    }
+
+    /// A word with the high bit set in (at least) the first byte of `word`, in memory
+    /// order, that is a quote or a backslash; zero when none is.
+    @inline(__always)
+    static func quotesAndBackslashes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* UInt64(ASCII.quote))
+        let backslashes = word ^ (ones &* UInt64(ASCII.backslash))
+        return (((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)) & highs
     }
 
     mutating func skipEscape() throws(ChatPageScanError) {

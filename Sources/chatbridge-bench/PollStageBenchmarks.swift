@@ -70,6 +70,22 @@ func benchmarkPoll(chats total: Int) async throws {
         }
     })
 
+    // 2b. Item ends found by following strings and brackets only, and their fingerprints.
+    var ends = 0
+    report("recognise: item ends (strings and brackets only) + XXH64", fastest {
+        ends = 0
+        for (page, scan) in zip(pages, scanned) {
+            page.withUnsafeBytes { body in
+                for item in scan.items {
+                    guard let end = ChatPageScanner.objectEnd(in: body, from: item.range.lowerBound) else { continue }
+                    if end == item.range.upperBound { ends += 1 }
+                    sum &+= XXH64.hash(UnsafeRawBufferPointer(rebasing: body[item.range.lowerBound..<end]), seed: seed)
+                }
+            }
+        }
+    })
+    guard ends == total else { throw BenchmarkFailure("\(ends) of \(total) item ends found") }
+
     // 3. Keys alone.
     let ids = zip(pages, scanned).flatMap { page, scan in scan.items.map { $0.id.text(in: page) } }
     report("ChatKey of every id", fastest { for id in ids { sum &+= UInt64(truncatingIfNeeded: ChatKey(id: id).hashValue) } })

@@ -35,9 +35,16 @@ enum FuzzTarget: String, CaseIterable {
 
     static func scanner(_ bytes: UnsafeRawBufferPointer) {
         let body = Array(bytes)
-        let scanned = try? ChatPageScanner.scan(body, fingerprintSeed: 7)
+        let plain = Result { () throws(ChatPageScanError) in try ChatPageScanner.scan(body, fingerprintSeed: 7) }
         let parsed = try? JSONValue.parse(body)
-        guard let scanned else {
+        guard case .success(let scanned) = plain else {
+            // Rejected: a scan that recognises nothing refuses it with the same error.
+            let recognisingNothing = Result { () throws(ChatPageScanError) in
+                try ChatPageScanner.scan(body, fingerprintSeed: 7, recognising: { $0.map { _ in false } })
+            }
+            guard case .failure(let error) = recognisingNothing, case .failure(error) = plain else {
+                fatalError("recognising nothing answers otherwise than the scanner")
+            }
             // Rejected: then the bytes must not be a valid page for JSONValue either.
             if let parsed, isValidPage(parsed) {
                 fatalError("the scanner rejected a page JSONValue accepts")
@@ -61,6 +68,14 @@ enum FuzzTarget: String, CaseIterable {
                 fatalError("fingerprint differs")
             }
         }
+        // Recognising: with every item's fingerprint known, the same items are only located.
+        let known = Set(scanned.items.map(\.fingerprint))
+        guard let recognised = try? ChatPageScanner.scan(body, fingerprintSeed: 7, recognising: { $0.map(known.contains) })
+        else { fatalError("recognising refused a page the scanner accepts") }
+        guard recognised.items.isEmpty,
+              recognised.recognised.map(\.range) == scanned.items.map(\.range),
+              recognised.recognised.map(\.fingerprint) == scanned.items.map(\.fingerprint)
+        else { fatalError("recognised items are not the scanned items") }
         let cursor = parsed["cursor"]
         guard cursor?.stringValue == scanned.cursor || (scanned.cursor == nil && (cursor == nil || cursor == .null)) else {
             fatalError("cursors differ")
