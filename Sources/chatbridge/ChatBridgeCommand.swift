@@ -25,8 +25,15 @@ struct ChatBridgeCommand: AsyncParsableCommand {
     /// Parses and runs the command. A usage error (unknown option, bad value, missing
     /// argument) exits 2, as a configuration error does, not ArgumentParser's 64: one
     /// code for "you asked for something wrong" (README, "Exit status").
+    ///
+    /// `run` as services and crontabs write it is read without ArgumentParser
+    /// (``RunCommand/directlyParsed(_:)``); any other command line goes to it.
     static func parseAndRun() async {
         do {
+            if let run = RunCommand.directlyParsed(Array(CommandLine.arguments.dropFirst())) {
+                try await run.run()
+                return
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

@@ -28,7 +28,10 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
     @Flag(help: "One complete poll of every source and the deliveries due, then exit.") var once = false
     @Option(help: "With --once: how long to keep retrying deliveries that fall due.")
-    var drainTimeout: DurationArgument = DurationArgument(argument: "30s")!
+    var drainTimeout: DurationArgument = Self.defaultDrainTimeout
+
+    /// `--drain-timeout` when not given.
+    static let defaultDrainTimeout = DurationArgument(argument: "30s")!
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
