@@ -33,6 +33,24 @@ struct RunCommand: AsyncParsableCommand {
     /// `--drain-timeout` when not given.
     static let defaultDrainTimeout = DurationArgument(argument: "30s")!
 
+    /// What these arguments ask for.
+    var request: RunRequest {
+        RunRequest(config: config.file, log: log.settings, once: once, drainTimeout: drainTimeout.duration)
+    }
+
+    func run() async throws {
+        try await request.run()
+    }
+}
+
+/// `chatbridge run` as plain values: what ArgumentParser read into ``RunCommand``, or
+/// what ``RunRequest/init(directArguments:)`` read without it.
+struct RunRequest: Equatable {
+    var config: ConfigFile
+    var log: LogSettings
+    var once: Bool
+    var drainTimeout: Duration
+
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
         DiagnosticOutput.use(try log.resolved(environment: ProcessInfo.processInfo.environment).format)
@@ -57,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         try await runBridge(
-            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout.duration,
+            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout,
             reload: reload)
     }
 }

@@ -1,32 +1,33 @@
 import ArgumentParser
 
-extension RunCommand {
+extension RunRequest {
     /// `chatbridge run` read straight from its arguments, for the lines a service unit
     /// or a crontab runs (`run`, `run --once --config FILE`, with `--log-level`,
     /// `--log-format`, `--drain-timeout`); `nil` for anything else.
     ///
     /// ArgumentParser builds the tree of every command, their options and the
     /// completion-script flags before it reads one argument: about a tenth of a
-    /// `run --once` on a small workspace. This reads only what is certain to mean the
-    /// same to ArgumentParser: each option of `run` at most once, as `--name value` or
-    /// `--name=value`, with a value that ArgumentParser's own conversion
-    /// (`ExpressibleByArgument`) accepts. Everything else (`--help`, `-h`, `help`, an
+    /// `run --once` on a small workspace; even making a ``RunCommand`` instantiates its
+    /// generic option wrappers, with their conformance checks. This reads only what is
+    /// certain to mean the same to ArgumentParser: each option of `run` at most once, as
+    /// `--name value` or `--name=value`, with a value that ArgumentParser's own
+    /// conversion (`ExpressibleByArgument`) accepts. Everything else (`--help`, `-h`, `help`, an
     /// unknown or repeated option, a missing or bad value, `--`) returns `nil`, and
     /// ArgumentParser parses the whole command line as ever, with its help, usage and
     /// error text.
     ///
     /// ```swift
-    /// RunCommand.directlyParsed(["run", "--once", "--config", "a.yaml"])  // once, a.yaml
-    /// RunCommand.directlyParsed(["run", "--help"])                        // nil
+    /// RunRequest(directArguments: ["run", "--once", "--config", "a.yaml"])  // once, a.yaml
+    /// RunRequest(directArguments: ["run", "--help"])                        // nil
     /// ```
-    static func directlyParsed(_ arguments: [String]) -> RunCommand? {
-        guard arguments.first == configuration.commandName else { return nil }
+    init?(directArguments arguments: [String]) {
+        guard arguments.first == RunCommand.configuration.commandName else { return nil }
         var once = false
         var configPath: String?
         var logLevel: LogLevelArgument?
         var logFormat: LogFormatArgument?
         var drainTimeout: DurationArgument?
-        var seen: Set<Substring> = []
+        var seen: [Substring] = []
         var rest = arguments.dropFirst()
         while let argument = rest.popFirst() {
             guard argument.hasPrefix("--"), argument.count > 2 else { return nil }
@@ -38,7 +39,8 @@ extension RunCommand {
             } else {
                 name = argument[...]
             }
-            guard seen.insert(name).inserted else { return nil }
+            guard !seen.contains(name) else { return nil }
+            seen.append(name)
             if name == "--once" {
                 guard value == nil else { return nil }
                 once = true
@@ -55,16 +57,8 @@ extension RunCommand {
             default: return nil
             }
         }
-        var command = RunCommand()
-        var configOptions = ConfigOptions()
-        configOptions.config = configPath
-        var logOptions = LogOptions()
-        logOptions.logLevel = logLevel
-        logOptions.logFormat = logFormat
-        command.config = configOptions
-        command.log = logOptions
-        command.once = once
-        command.drainTimeout = drainTimeout ?? defaultDrainTimeout
-        return command
+        self.init(
+            config: ConfigFile(explicitPath: configPath), log: LogSettings(level: logLevel, format: logFormat),
+            once: once, drainTimeout: (drainTimeout ?? RunCommand.defaultDrainTimeout).duration)
     }
 }

@@ -4,33 +4,12 @@ import Testing
 @testable import chatbridge
 
 // `chatbridge run` is read without ArgumentParser when its arguments are plainly `run`'s
-// own options (RunCommand.directlyParsed); everything else goes to ArgumentParser. These
+// own options (RunRequest(directArguments:)); everything else goes to ArgumentParser. These
 // tests hold the two readings together: what the direct reading accepts, ArgumentParser
 // reads the same way, and help, usage and errors are still ArgumentParser's.
 
 @Suite("CLI: run's arguments read directly", .timeLimit(.minutes(1)))
 struct RunArgumentsTests {
-    /// The options of a parsed `run`, comparable.
-    struct Options: Equatable, CustomStringConvertible {
-        var config: String?
-        var logLevel: String?
-        var logFormat: String?
-        var once: Bool
-        var drainTimeout: Duration
-
-        init(_ command: RunCommand) {
-            config = command.config.config
-            logLevel = command.log.logLevel?.rawValue
-            logFormat = command.log.logFormat?.rawValue
-            once = command.once
-            drainTimeout = command.drainTimeout.duration
-        }
-
-        var description: String {
-            "config=\(config ?? "-") level=\(logLevel ?? "-") format=\(logFormat ?? "-") once=\(once) drain=\(drainTimeout)"
-        }
-    }
-
     static let accepted: [[String]] = [
         ["run"],
         ["run", "--once"],
@@ -46,9 +25,9 @@ struct RunArgumentsTests {
 
     @Test("what it reads, ArgumentParser reads the same", arguments: accepted)
     func sameAsArgumentParser(_ arguments: [String]) throws {
-        let direct = try #require(RunCommand.directlyParsed(arguments), "\(arguments) not read directly")
+        let direct = try #require(RunRequest(directArguments: arguments), "\(arguments) not read directly")
         let parsed = try #require(try ChatBridgeCommand.parseAsRoot(arguments) as? RunCommand)
-        #expect(Options(direct) == Options(parsed), "\(arguments)")
+        #expect(direct == parsed.request, "\(arguments)")
     }
 
     static let declined: [[String]] = [
@@ -81,15 +60,14 @@ struct RunArgumentsTests {
 
     @Test("anything else is left to ArgumentParser", arguments: declined)
     func leftToArgumentParser(_ arguments: [String]) {
-        #expect(RunCommand.directlyParsed(arguments) == nil, "\(arguments)")
+        #expect(RunRequest(directArguments: arguments) == nil, "\(arguments)")
     }
 
     @Test("the defaults are the declared ones")
     func defaults() throws {
-        let direct = try #require(RunCommand.directlyParsed(["run"]))
-        let declared = try RunCommand.parse([])
-        #expect(Options(direct) == Options(declared))
-        #expect(Options(direct).drainTimeout == .seconds(30))
+        let direct = try #require(RunRequest(directArguments: ["run"]))
+        #expect(direct == (try RunCommand.parse([])).request)
+        #expect(direct == RunRequest(config: ConfigFile(explicitPath: nil), log: LogSettings(), once: false, drainTimeout: .seconds(30)))
     }
 
     @Test("run --help, a bad option and a missing value still get ArgumentParser's text and exit codes")
