@@ -51,12 +51,20 @@ package struct YAMLNodeReader {
 
     /// Composes the single document of `yaml`, reporting a syntax error at its position.
     ///
+    /// Every plain scalar is composed as a string (Yams' `basic` resolver): the readers
+    /// decide what a value means from its text (``nullWords``, ``trueWords``, durations),
+    /// never from a YAML 1.1 tag. So `on` and `"on"` are the same key, and a map that
+    /// holds both is a duplicate key rather than the second silently winning. The
+    /// `default` resolver would also compile seven regular expressions (ICU) at every
+    /// start-up for tags nothing reads.
+    ///
     /// - Parameter secondDocumentMessage: What to say when the file holds a second
     ///   document; `nil` reports libyaml's own problem text.
     package mutating func compose(_ yaml: String, secondDocumentMessage: String? = nil) -> Document {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            // No constructor maps either: nothing is converted to Swift values (`Node.any`).
+            root = try Yams.compose(yaml: yaml, .basic, Constructor([:], [:], [:]))
         } catch let error as YamlError {
             record(syntaxError: error, in: yaml, secondDocumentMessage: secondDocumentMessage)
             return .unreadable

@@ -47,7 +47,7 @@ package struct StderrLogHandler: LogHandler {
         var fields: [(String, JSONValue)] = []
         for key in merged.keys.sorted() { fields.append((key, Self.jsonValue(merged[key]!, redactor: redactor))) }
         let line = Self.line(format: format, level: event.level, message: message, fields: fields, at: Date())
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardOutput.write(Array(line.utf8), to: 2)
     }
 
     /// One log line with its `\n`, as every line on standard error looks.
@@ -63,7 +63,7 @@ package struct StderrLogHandler: LogHandler {
         let timestamp = Timestamp.iso8601(date)
         switch format {
         case .text:
-            var line = "\(timestamp) \(level) \(message.replacingOccurrences(of: "\n", with: "\\n"))"
+            var line = "\(timestamp) \(level) \(escapingLineFeeds(message))"
             for (key, value) in fields {
                 line += " \(key)=\(quoteIfNeeded(textValue(value)))"
             }
@@ -76,6 +76,17 @@ package struct StderrLogHandler: LogHandler {
             for (key, value) in fields where object[key] == nil { object[key] = value }
             return JSONValue.object(object).compactString + "\n"
         }
+    }
+
+    /// `text` on one line: each line feed written as `\n` (a `\r` before it is kept).
+    private static func escapingLineFeeds(_ text: String) -> String {
+        guard text.utf8.contains(0x0A) else { return text }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            if byte == 0x0A { bytes.append(contentsOf: [0x5C, 0x6E]) } else { bytes.append(byte) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// A field's value in a text line: strings as they are, lists as `a,b`, the rest as JSON.

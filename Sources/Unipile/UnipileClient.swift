@@ -114,6 +114,9 @@ package struct UnipileClient: Sendable {
         // cause; the poll or delivery is retried on chatbridge's own schedule instead of
         // AsyncHTTPClient retrying the connection until the request's deadline.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // No tracing: nothing bootstraps a tracer, and AsyncHTTPClient would otherwise
+        // start a (no-op) span, with its dynamic casts, for every page and webhook.
+        configuration.tracing.tracer = nil
         return configuration
     }
 
@@ -122,7 +125,7 @@ package struct UnipileClient: Sendable {
     package static func chatsURL(for baseURL: URL) -> String? {
         guard var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false),
             let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            let host = components.host, !host.isEmpty
+            let host = components.percentEncodedHost, !host.isEmpty
         else { return nil }
         var path = components.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }

@@ -25,8 +25,15 @@ struct ChatBridgeCommand: AsyncParsableCommand {
     /// Parses and runs the command. A usage error (unknown option, bad value, missing
     /// argument) exits 2, as a configuration error does, not ArgumentParser's 64: one
     /// code for "you asked for something wrong" (README, "Exit status").
+    ///
+    /// `run` as services and crontabs write it is read without ArgumentParser
+    /// (``RunRequest/init(directArguments:)``); any other command line goes to it.
     static func parseAndRun() async {
         do {
+            if let run = RunRequest(directArguments: Array(CommandLine.arguments.dropFirst())) {
+                try await run.run()
+                return
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -61,8 +68,18 @@ struct ConfigOptions: ParsableArguments {
         "The config file (default: $CHATBRIDGE_CONFIG, else config/chatbridge.yaml).", valueName: "FILE"))
     var config: String?
 
+    /// The config file these options name.
+    var file: ConfigFile { ConfigFile(explicitPath: config) }
+}
+
+/// The config file a command reads: `--config`, else `$CHATBRIDGE_CONFIG`, else
+/// `config/chatbridge.yaml`.
+struct ConfigFile: Equatable {
+    /// `--config` as given; `nil` when not given.
+    var explicitPath: String?
+
     var path: String {
-        config ?? ChatBridgeConfiguration.defaultPath(environment: ProcessInfo.processInfo.environment)
+        explicitPath ?? ChatBridgeConfiguration.defaultPath(environment: ProcessInfo.processInfo.environment)
     }
 
     /// Loads and validates the config, or exits 2 with one line per problem.
@@ -92,6 +109,15 @@ struct LogOptions: ParsableArguments {
         "text or json (default: $CHATBRIDGE_LOG_FORMAT, else text).", valueName: "FORMAT"))
     var logFormat: LogFormatArgument?
 
+    /// The level and format these options ask for.
+    var settings: LogSettings { LogSettings(level: logLevel, format: logFormat) }
+}
+
+/// How a command logs: `--log-level` and `--log-format` as given (`nil` when not).
+struct LogSettings: Equatable {
+    var level: LogLevelArgument?
+    var format: LogFormatArgument?
+
     /// The level and format: the flags, else `CHATBRIDGE_LOG_LEVEL` and
     /// `CHATBRIDGE_LOG_FORMAT`, else info and text. A variable with another value is a
     /// usage error (exit 2) rather than a silent default.
@@ -105,8 +131,8 @@ struct LogOptions: ParsableArguments {
             }
             return value
         }
-        let level = try logLevel ?? fromEnvironment("CHATBRIDGE_LOG_LEVEL", as: LogLevelArgument.self) ?? .info
-        let format = try logFormat ?? fromEnvironment("CHATBRIDGE_LOG_FORMAT", as: LogFormatArgument.self) ?? .text
+        let level = try level ?? fromEnvironment("CHATBRIDGE_LOG_LEVEL", as: LogLevelArgument.self) ?? .info
+        let format = try format ?? fromEnvironment("CHATBRIDGE_LOG_FORMAT", as: LogFormatArgument.self) ?? .text
         return (level.level, format.format)
     }
 

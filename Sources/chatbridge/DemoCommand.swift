@@ -28,7 +28,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        _ = try log.bootstrap()
+        _ = try log.settings.bootstrap()
         let logger = Logger(label: "chatbridge.demo")
         let apiKey = "demo-key-\(UInt32.random(in: 0...UInt32.max))"
         let simulator = UnipileSimulator(

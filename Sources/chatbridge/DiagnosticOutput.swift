@@ -5,7 +5,7 @@ import ChatBridgeCore
 import Runtime
 
 /// How the CLI's own messages on standard error look: plain lines by default; with
-/// `--log-format json` (set by ``LogOptions/bootstrap(secrets:)``) log lines like every
+/// `--log-format json` (set by ``LogSettings/bootstrap(secrets:)``) log lines like every
 /// other, so that a log collector can read every line a command writes.
 enum DiagnosticOutput {
     private static let format = Mutex<LogFormat?>(nil)
@@ -30,6 +30,6 @@ enum DiagnosticOutput {
         } else {
             line = text.hasSuffix("\n") ? text : text + "\n"
         }
-        FileHandle.standardError.write(Data(line.utf8))
+        StandardOutput.write(Array(line.utf8), to: 2)
     }
 }

@@ -29,7 +29,7 @@ struct ExplainCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         let rules = try loadRules(configuration)
         let store = try await openStoreForReading(configuration)
         guard let stored = try await store.event(id: eventID) else {

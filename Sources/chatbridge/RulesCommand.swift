@@ -34,11 +34,11 @@ struct RulesCheckCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         let secrets: ChatBridgeConfiguration.SecretUse = offline ? .mayBeUnset : .required
-        var problems = RuleSet.checkAll(configPath: config.path, environment: environment, secrets: secrets).map { "\($0)" }
+        var problems = RuleSet.checkAll(configPath: config.file.path, environment: environment, secrets: secrets).map { "\($0)" }
         // `run` must be able to write a SQLite store: say so now, creating nothing. (A
         // PostgreSQL store has no file; `run` reports an unreachable server itself.)
         if problems.isEmpty,
-           let configuration = try? ChatBridgeConfiguration.load(path: config.path, environment: environment, secrets: secrets),
+           let configuration = try? ChatBridgeConfiguration.load(path: config.file.path, environment: environment, secrets: secrets),
            configuration.postgresStore == nil,
            let problem = SQLiteStore.problem(path: configuration.storePath, probe: .system) {
             problems.append(problem)
@@ -48,7 +48,7 @@ struct RulesCheckCommand: ParsableCommand {
             printError("\(problems.count) problem\(problems.count == 1 ? "" : "s")")
             throw ExitCode(2)
         }
-        if let configuration = try? config.load(secrets: offline ? .mayBeUnset : .required),
+        if let configuration = try? config.file.load(secrets: offline ? .mayBeUnset : .required),
            let rules = try? RuleSet.load(path: configuration.rulesPath, configuration: configuration),
            let warning = rules.accountErrorWarning
         {
@@ -77,7 +77,7 @@ struct RulesTestCommand: ParsableCommand {
 
     func run() throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         let rules = try loadRules(configuration)
         let data: Data
         do {
@@ -142,7 +142,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         let store = try await openStoreForReading(configuration)
         let records = try await store.deliveries(status: status?.rawValue, sink: sink, eventID: event, limit: limit)
         switch format {
@@ -181,7 +181,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "Only to this sink (it must be configured).") var sink: String?
 
     func run() async throws {
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         if let sink, configuration.sinks[sink] == nil {
             printError("no sink named \(sink) in \(configuration.file)")
             throw ExitCode(2)

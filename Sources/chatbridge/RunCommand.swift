@@ -28,7 +28,28 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
     @Flag(help: "One complete poll of every source and the deliveries due, then exit.") var once = false
     @Option(help: "With --once: how long to keep retrying deliveries that fall due.")
-    var drainTimeout: DurationArgument = DurationArgument(argument: "30s")!
+    var drainTimeout: DurationArgument = Self.defaultDrainTimeout
+
+    /// `--drain-timeout` when not given.
+    static let defaultDrainTimeout = DurationArgument(argument: "30s")!
+
+    /// What these arguments ask for.
+    var request: RunRequest {
+        RunRequest(config: config.file, log: log.settings, once: once, drainTimeout: drainTimeout.duration)
+    }
+
+    func run() async throws {
+        try await request.run()
+    }
+}
+
+/// `chatbridge run` as plain values: what ArgumentParser read into ``RunCommand``, or
+/// what ``RunRequest/init(directArguments:)`` read without it.
+struct RunRequest: Equatable {
+    var config: ConfigFile
+    var log: LogSettings
+    var once: Bool
+    var drainTimeout: Duration
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
@@ -54,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         try await runBridge(
-            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout.duration,
+            configuration: configuration, rules: rules, once: once, drainTimeout: drainTimeout,
             reload: reload)
     }
 }

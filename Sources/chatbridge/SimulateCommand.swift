@@ -37,7 +37,7 @@ struct SimulateCommand: AsyncParsableCommand {
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
         // The key is shown on purpose: it is the simulator's, which clients must send.
-        _ = try log.bootstrap()
+        _ = try log.settings.bootstrap()
         let options = SimulatorOptions(
             port: port, apiKey: apiKey, chats: chats, seed: seed, changeEvery: changeEvery?.duration,
             clock: { Date() })

@@ -32,7 +32,7 @@ struct SinksListCommand: ParsableCommand {
 
     func run() throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load()
+        let configuration = try config.file.load()
         let rules = try loadRules(configuration)
         for line in SinkListing.lines(configuration: configuration, rules: rules) {
             printLine(line.compactString)
@@ -92,7 +92,7 @@ struct SinksTestCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load()
+        let configuration = try config.file.load()
         let rules = try loadRules(configuration)
         guard let sinkConfiguration = configuration.sinks[name] else {
             printError("no sink named '\(name)'; configured: \(configuration.sinkNames.joined(separator: ", "))")

@@ -22,7 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         StandardOutput.ignoreBrokenPipeSignal()
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         let store = try await openStoreForReading(configuration)
         let now = Date()
         let records = Dictionary(uniqueKeysWithValues: try await store.sourceRecords().map { ($0.name, $0) })

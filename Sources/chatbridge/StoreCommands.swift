@@ -50,7 +50,7 @@ struct ChatsCommand: AsyncParsableCommand {
     @Option(help: "Only the chats of this source.") var source: String?
 
     func run() async throws {
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         if let source, configuration.source(named: source) == nil {
             printError("no source named \(source) in \(configuration.file)")
             throw ExitCode(2)
@@ -94,7 +94,7 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try config.load(secrets: .mayBeUnset)
+        let configuration = try config.file.load(secrets: .mayBeUnset)
         let store = try await openStoreForReading(configuration)
         var query = EventQuery(
             since: since.map { Date().addingTimeInterval(-$0.seconds) }, type: type, kind: kind, chatID: chat,

@@ -35,7 +35,7 @@ struct StoreCopyCommand: AsyncParsableCommand {
     var replace = false
 
     func run() async throws {
-        let configuration = try config.load()
+        let configuration = try config.file.load()
         guard configuration.postgresStore == nil else {
             printError("the config's store is PostgreSQL already: `store copy` reads a SQLite store")
             throw ExitCode(2)

@@ -86,6 +86,10 @@ struct DailyUseTests {
                      ("sinks", .array([.string("hook"), .string("stdout")]))],
             at: Date(timeIntervalSince1970: 0))
         #expect(line == #"1970-01-01T00:00:00.000Z info poll complete chats=40 source=main note="two words" sinks=hook,stdout"# + "\n")
+        // A message of several lines stays one log line: every line feed written as \n.
+        let lines = StderrLogHandler.line(
+            format: .text, level: .error, message: "a\nb\r\nc é\n", fields: [], at: Date(timeIntervalSince1970: 0))
+        #expect(lines == "1970-01-01T00:00:00.000Z error a\\nb\r\\nc é\\n\n")
     }
 
     @Test func jsonLogValuesKeepTheirTypes() throws {

@@ -143,6 +143,13 @@ struct RulesLoadingTests {
         #expect(folder.problems() == ["rules/twice.yaml:3:1: duplicate key 'when': it is already set at line 2"])
     }
 
+    @Test("a key written bare and quoted is the same key: `on` is not a boolean here")
+    func duplicateKeyBareAndQuoted() {
+        let folder = RulesTestFolder()
+        folder.write("twice.yaml", "name: twice\non: chat.added\n\"on\": chat.removed\nwhen: true\n")
+        #expect(folder.problems() == ["rules/twice.yaml:3:1: duplicate key 'on': it is already set at line 2"])
+    }
+
     @Test("unknown keys, with a guess")
     func unknownKeys() {
         let folder = RulesTestFolder()

@@ -170,6 +170,13 @@ private func client(_ baseURL: URL, _ http: HTTPClient, timeout: Duration = .sec
 
 @Suite("Unipile client", .timeLimit(.minutes(1)))
 struct UnipileClientTests {
+    @Test("the shared HTTP client follows no redirect, retries no connection and traces nothing")
+    func httpClientConfiguration() {
+        let configuration = UnipileClient.makeHTTPClientConfiguration()
+        #expect(configuration.connectionPool.retryConnectionEstablishment == false)
+        #expect(configuration.tracing.tracer == nil)
+    }
+
     @Test("follows the cursor chain, percent-encoding cursors, and hands over every page")
     func paging() async throws {
         let cursors = ["c1/+=&?%é 🙂", "c2#x"]
