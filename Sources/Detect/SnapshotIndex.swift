@@ -324,56 +324,57 @@ package struct SnapshotIndex: Sendable {
         fillTable()
     }
 
-    /// Points the (empty) table at every record, a run of records at a time.
+    /// Points the (empty) table by key at every record; a record whose key an earlier one
+    /// has too takes its slot, and the earlier one is removed.
     private mutating func fillTable() {
+        let (lows, highs) = (keyLows, keyHighs)
+        let replaced = Self.fill(&table, hashes: lows) { earlier, record in
+            lows[earlier] == lows[record] && highs[earlier] == highs[record]
+        }
+        for record in replaced where !flags[record].contains(.removed) {
+            flags[record] = .removed
+            count -= 1
+            removedRecords += 1
+        }
+    }
+
+    /// Points the (empty) fingerprint table at every record that holds a chat.
+    private mutating func fillFingerprintTable() {
+        let removed = Set(flags.indices.filter { flags[$0].contains(.removed) })
+        _ = Self.fill(&fingerprintTable, hashes: fingerprints, skipping: removed) { _, _ in false }
+    }
+
+    /// Points the empty `table` at records `0..<hashes.count`, each at the first free slot
+    /// from the one its hash names, a run of 64 records at a time: the run's slots are read
+    /// before any is written, so that their cache misses overlap. A record for which
+    /// `isSame(earlier, record)` holds takes the earlier record's slot instead; the
+    /// earlier ones are returned.
+    private static func fill(
+        _ table: inout [UInt32], hashes: [UInt64], skipping skipped: Set<Int> = [],
+        isSame: (_ earlier: Int, _ record: Int) -> Bool
+    ) -> [Int] {
         let mask = table.count - 1
         let run = 64
         var firstWords = [UInt32](repeating: 0, count: run)
+        var replaced: [Int] = []
         var start = 0
-        while start < keyLows.count {
-            let end = min(start + run, keyLows.count)
-            // Read the run's slots first: independent reads, whose misses overlap.
+        while start < hashes.count {
+            let end = min(start + run, hashes.count)
             for record in start..<end {
-                firstWords[record - start] = table[Int(truncatingIfNeeded: keyLows[record]) & mask]
+                firstWords[record - start] = table[Int(truncatingIfNeeded: hashes[record]) & mask]
             }
-            for record in start..<end {
-                let key = ChatKey(high: keyHighs[record], low: keyLows[record])
-                var slot = Int(truncatingIfNeeded: key.low) & mask
+            for record in start..<end where !skipped.contains(record) {
+                var slot = Int(truncatingIfNeeded: hashes[record]) & mask
                 // Empty before the run and not taken by an earlier record of it: the usual case.
                 if firstWords[record - start] != 0 || table[slot] != 0 {
-                    if let earlier = find(key) {
-                        flags[earlier] = .removed
-                        count -= 1
-                        removedRecords += 1
-                    }
-                    while table[slot] != 0 { slot = (slot + 1) & mask }
+                    while table[slot] != 0, !isSame(Int(table[slot]) - 1, record) { slot = (slot + 1) & mask }
+                    if table[slot] != 0 { replaced.append(Int(table[slot]) - 1) }
                 }
                 table[slot] = UInt32(record + 1)
             }
             start = end
         }
-    }
-
-    /// Points the (empty) fingerprint table at every record, as ``fillTable()`` does.
-    private mutating func fillFingerprintTable() {
-        let mask = fingerprintTable.count - 1
-        let run = 64
-        var firstWords = [UInt32](repeating: 0, count: run)
-        var start = 0
-        while start < fingerprints.count {
-            let end = min(start + run, fingerprints.count)
-            for record in start..<end {
-                firstWords[record - start] = fingerprintTable[Int(truncatingIfNeeded: fingerprints[record]) & mask]
-            }
-            for record in start..<end where !flags[record].contains(.removed) {
-                var slot = Int(truncatingIfNeeded: fingerprints[record]) & mask
-                if firstWords[record - start] != 0 || fingerprintTable[slot] != 0 {
-                    while fingerprintTable[slot] != 0 { slot = (slot + 1) & mask }
-                }
-                fingerprintTable[slot] = UInt32(record + 1)
-            }
-            start = end
-        }
+        return replaced
     }
 
     // MARK: Chats recognised by their bytes
