@@ -41,6 +41,9 @@ package struct StdoutSink: DeliverySink {
     /// Lines come out one at a time, in the order they are attempted.
     package var maximumConcurrency: Int? { 1 }
 
+    /// A line is the stored text with `rule` spliced in: nothing needs the event parsed.
+    package var readsParsedEvent: Bool { false }
+
     package func deliver(_ request: DeliveryRequest) async -> DeliveryOutcome {
         var line = request.eventWithRuleBytes
         line.append(UInt8(ascii: "\n"))
