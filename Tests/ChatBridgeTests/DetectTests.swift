@@ -160,6 +160,23 @@ struct SupportTests {
         #expect(back.stringValue?.contains("\u{FFFD}") == true)  // lone surrogate replaced, not fatal
     }
 
+    @Test func stringsAreEscapedExactlyWhereNeeded() {
+        let cases: [(String, String)] = [
+            ("", #""""#),
+            ("plain text", #""plain text""#),
+            ("a\"b\\c", #""a\"b\\c""#),
+            ("\n\r\t\u{0}\u{1F}\u{7F}", #""\n\r\t\u0000\u001f\u007f""#),
+            ("x\u{2028}y\u{2029}z", #""x\u2028y\u2029z""#),
+            // Other characters that start with E2 (… € ✓) and non-ASCII text stay as UTF-8.
+            ("…€✓ Zoë 会話 😀", #""…€✓ Zoë 会話 😀""#),
+            ("\u{2028}", #""\u2028""#),
+            ("end\u{E2}", "\"end\u{E2}\""),
+        ]
+        for (text, expected) in cases {
+            #expect(JSONValue.string(text).compactString == expected, "\(Array(text.utf8))")
+        }
+    }
+
     @Test func rejectsMalformedJSON() {
         for text in ["{", "[1,]", #"{"a" 1}"#, "01", "nul", #""\x""#, "{} x", "1e999"] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSONValue.parse(text) }
