@@ -130,8 +130,10 @@ package struct DeliveryRequest: Sendable {
     /// line (`{` first, `}` last, no raw line break, which in JSON text can only be white
     /// space between tokens).
     package static func isOneObjectLine(_ text: [UInt8]) -> Bool {
-        text.count >= 2 && text.first == UInt8(ascii: "{") && text.last == UInt8(ascii: "}")
-            && !text.contains(where: { $0 == 0x0A || $0 == 0x0D })
+        guard text.count >= 2, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}") else { return false }
+        return text.withUnsafeBytes { bytes in
+            memchr(bytes.baseAddress!, 0x0A, bytes.count) == nil && memchr(bytes.baseAddress!, 0x0D, bytes.count) == nil
+        }
     }
 
     /// ``eventWithRule`` as compact JSON: the stored text with `,"rule":NAME` before its
