@@ -30,6 +30,17 @@ struct ChatDiffTests {
         #expect(diff(#"{"unread_count":1}"#, #"{"unread_count":1}"#).kinds == [])
     }
 
+    @Test func fieldsInAnotherOrderAreMatchedByName() {
+        let changes = diff(#"{"a":1,"b":2,"c":3,"e":null}"#, #"{"c":3,"b":5,"d":1,"a":1}"#).changes
+        #expect(changes == [
+            FieldChange(field: "b", from: .int(2), to: .int(5)),
+            FieldChange(field: "d", from: .null, to: .int(1)),
+        ])
+        let removed = diff(#"{"x":1,"a":1}"#, #"{"a":1}"#).changes
+        #expect(removed == [FieldChange(field: "x", from: .int(1), to: .null)])
+        #expect(diff(#"{"a":1,"b":[1,{"k":2}]}"#, #"{"b":[1,{"k":2}],"a":1}"#).isEmpty)
+    }
+
     @Test func booleansAsNumbersOrBools() {
         #expect(diff(#"{"archived":0}"#, #"{"archived":1}"#).kinds == [.chatArchived])
         #expect(diff(#"{"archived":true}"#, #"{"archived":0}"#).kinds == [.chatUnarchived])
