@@ -99,6 +99,14 @@ public struct CELProgram: Sendable {
     /// `.int` for `chat.unread_count + 1` when `chat.unread_count` is declared an int,
     /// `.bool` for any comparison, `.dyn` when it depends on data.
     public let type: CELType
+    /// The declared variables the expression reads: an activation needs only these (a
+    /// caller whose variables are costly to make can skip the others).
+    ///
+    /// ```swift
+    /// try CELProgram.compile("chat.unread_count > 0 && 'x' in kinds", declarations: declarations).globals
+    /// // ["chat", "kinds"]
+    /// ```
+    public let globals: Set<String>
     let root: Node
     let localSlots: Int
 
@@ -107,8 +115,8 @@ public struct CELProgram: Sendable {
         let expr = try Parser.parse(text)
         var compiler = Compiler(source: text, declarations: declarations)
         let root = try compiler.compile(expr)
-        return CELProgram(source: source, type: root.staticType(globals: declarations.types), root: root,
-                          localSlots: compiler.slotCount)
+        return CELProgram(source: source, type: root.staticType(globals: declarations.types), globals: compiler.globals,
+                          root: root, localSlots: compiler.slotCount)
     }
 
     /// Compiles `source` and checks that its result may be of type `expected`: a rule's

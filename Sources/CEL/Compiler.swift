@@ -63,6 +63,8 @@ struct Compiler {
     private var scope: [String] = []
     /// How many macro slots evaluation needs.
     private(set) var slotCount = 0
+    /// The declared variables the expression reads.
+    private(set) var globals: Set<String> = []
 
     init(source: SourceText, declarations: CELDeclarations) {
         self.source = source
@@ -103,7 +105,10 @@ struct Compiler {
             return .constant(value)
         case .identifier(let name):
             if let slot = scope.lastIndex(of: name) { return .local(slot) }
-            if declarations.variables.contains(name) { return .global(name) }
+            if declarations.variables.contains(name) {
+                globals.insert(name)
+                return .global(name)
+            }
             throw source.error("undeclared reference to '\(name)'", at: expr.offset)
         case .select(let operand, let field):
             return .select(try compile(operand), field: field)

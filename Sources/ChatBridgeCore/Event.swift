@@ -108,15 +108,20 @@ package struct Event: Sendable, Hashable {
             object["chat_id"] = chatID.map(JSONValue.string) ?? .null
             object["chat"] = chat ?? .null
             object["previous"] = previous ?? .null
-            var changeObject = JSONObject()
-            for change in changes {
-                changeObject[change.field] = .object(["from": change.from, "to": change.to])
-            }
-            object["changes"] = .object(changeObject)
+            object["changes"] = changesJSON
         case .accountError, .accountRecovered:
             object["error"] = error ?? .null
         }
         if let rule { object["rule"] = .string(rule) }
+        return .object(object)
+    }
+
+    /// ``changes`` as the event's JSON shows them: `{FIELD: {"from": …, "to": …}}`.
+    package var changesJSON: JSONValue {
+        var object = JSONObject()
+        for change in changes {
+            object[change.field] = .object(["from": change.from, "to": change.to])
+        }
         return .object(object)
     }
 

@@ -178,36 +178,42 @@ extension JSONValue {
     /// JavaScript consumers treat as line ends.
     package static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        var utf8 = s.utf8.makeIterator()
-        var pending: [UInt8] = []
-        while let byte = utf8.next() {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0x00..<0x20, 0x7F:
-                out.append(contentsOf: "\\u00".utf8)
-                out.append(hexDigits[Int(byte >> 4)])
-                out.append(hexDigits[Int(byte & 0xF)])
-            case 0xE2:
-                // U+2028 is E2 80 A8, U+2029 is E2 80 A9.
-                pending = [byte]
-                if let b1 = utf8.next() {
-                    pending.append(b1)
-                    if b1 == 0x80, let b2 = utf8.next() {
-                        if b2 == 0xA8 || b2 == 0xA9 {
-                            out.append(contentsOf: (b2 == 0xA8 ? "\\u2028" : "\\u2029").utf8)
-                            pending.removeAll()
-                            continue
-                        }
-                        pending.append(b2)
-                    }
-                }
-                out.append(contentsOf: pending)
-            default: out.append(byte)
+        var s = s
+        s.withUTF8 { bytes in
+            // Runs of bytes that need no escape are copied at once.
+            var runStart = 0
+            var index = 0
+            func escape(_ escaped: StaticString, through end: Int) {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                out.append(contentsOf: UnsafeBufferPointer(start: escaped.utf8Start, count: escaped.utf8CodeUnitCount))
+                index = end
+                runStart = end
             }
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""): escape("\\\"", through: index + 1)
+                case UInt8(ascii: "\\"): escape("\\\\", through: index + 1)
+                case 0x0A: escape("\\n", through: index + 1)
+                case 0x0D: escape("\\r", through: index + 1)
+                case 0x09: escape("\\t", through: index + 1)
+                case 0x00..<0x20, 0x7F:
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                    out.append(contentsOf: "\\u00".utf8)
+                    out.append(hexDigits[Int(byte >> 4)])
+                    out.append(hexDigits[Int(byte & 0xF)])
+                    index += 1
+                    runStart = index
+                case 0xE2 where index + 2 < bytes.count && bytes[index + 1] == 0x80 && bytes[index + 2] == 0xA8:
+                    // U+2028 is E2 80 A8, U+2029 is E2 80 A9.
+                    escape("\\u2028", through: index + 3)
+                case 0xE2 where index + 2 < bytes.count && bytes[index + 1] == 0x80 && bytes[index + 2] == 0xA9:
+                    escape("\\u2029", through: index + 3)
+                default:
+                    index += 1
+                }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
         }
         out.append(UInt8(ascii: "\""))
     }
@@ -376,6 +382,15 @@ package struct JSONParser {
             let digits = index
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
             guard index > digits else { throw error("invalid number") }
+        }
+        if isInteger, index - start <= 18 {
+            // At most 18 characters: the digits fit an Int64 without a String in between.
+            var value: Int64 = 0
+            let negative = bytes[start] == UInt8(ascii: "-")
+            for position in (negative ? start + 1 : start)..<index {
+                value = value * 10 + Int64(bytes[position] - UInt8(ascii: "0"))
+            }
+            return .int(negative ? -value : value)
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let value = Int64(text) { return .int(value) }

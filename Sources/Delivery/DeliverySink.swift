@@ -34,10 +34,17 @@ package protocol DeliverySink: Sendable {
     /// concurrency; `nil` (the default) for no limit of the sink's own. Standard output
     /// says 1: its lines come out in order.
     var maximumConcurrency: Int? { get }
+
+    /// Whether the sink reads ``DeliveryRequest/event``, the event parsed (a template, an
+    /// environment made of its fields): `true` by default. A sink that sends only
+    /// ``DeliveryRequest/eventWithRuleBytes`` says `false`, and the dispatcher hands it the
+    /// stored text without parsing it.
+    var readsParsedEvent: Bool { get }
 }
 
 extension DeliverySink {
     package var maximumConcurrency: Int? { nil }
+    package var readsParsedEvent: Bool { true }
 }
 
 /// One attempt at one (event, rule, sink) delivery, as a sink sees it.
@@ -46,11 +53,11 @@ package struct DeliveryRequest: Sendable {
     package var deliveryID: Int64?
     /// The event id: unique, the same on every retry and replay.
     package var eventID: String
-    /// The stored event JSON, without `rule`.
-    package private(set) var event: JSONValue
-    /// The JSON text `event` was parsed from, when it came from the store as compact
-    /// JSON: ``eventWithRuleBytes`` splices `rule` into it instead of encoding the
-    /// event again.
+    /// The event as given, or parsed by the dispatcher; `nil` when the request carries only
+    /// the stored text (see ``init(deliveryID:eventID:storedEventText:rule:sink:template:attempt:)``).
+    private var parsedEvent: JSONValue?
+    /// The JSON text the event came from, when it came from the store as compact JSON:
+    /// ``eventWithRuleBytes`` splices `rule` into it instead of encoding the event again.
     private var storedText: [UInt8]?
     /// The rule that matched, or `nil` when no rules are configured.
     package var rule: String?
@@ -68,7 +75,7 @@ package struct DeliveryRequest: Sendable {
     ) {
         self.deliveryID = deliveryID
         self.eventID = eventID
-        self.event = event
+        self.parsedEvent = event
         self.rule = rule
         self.sink = sink
         self.template = template
@@ -87,11 +94,46 @@ package struct DeliveryRequest: Sendable {
         self.storedText = storedText
     }
 
+    /// A request for a stored event that is not parsed, for a sink that does not read
+    /// ``event`` (``DeliverySink/readsParsedEvent``): `storedEventText` is the event's JSON
+    /// object as the store keeps it, on one line (``isOneObjectLine(_:)``) and without
+    /// `rule` (stored events never have one; a digest's text does, and is parsed instead).
+    package init(
+        deliveryID: Int64?, eventID: String, storedEventText: [UInt8], rule: String?, sink: String,
+        template: DeliveryTemplate? = nil, attempt: Int = 1
+    ) {
+        self.deliveryID = deliveryID
+        self.eventID = eventID
+        self.storedText = storedEventText
+        self.rule = rule
+        self.sink = sink
+        self.template = template
+        self.attempt = attempt
+    }
+
+    /// The stored event JSON, without `rule`; parsed from the stored text when the request
+    /// was made without the parsed event (`null` if that text is not JSON).
+    package var event: JSONValue {
+        if let parsedEvent { return parsedEvent }
+        return storedText.flatMap { try? JSONValue.parse($0) } ?? .null
+    }
+
     /// The event as users receive it: with `"rule": NAME` when a rule matched.
     package var eventWithRule: JSONValue {
+        let event = event
         guard let rule, case .object(var object) = event else { return event }
         object["rule"] = .string(rule)
         return .object(object)
+    }
+
+    /// Whether `text` has the shape the store's event texts have: a JSON object on one
+    /// line (`{` first, `}` last, no raw line break, which in JSON text can only be white
+    /// space between tokens).
+    package static func isOneObjectLine(_ text: [UInt8]) -> Bool {
+        guard text.count >= 2, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}") else { return false }
+        return text.withUnsafeBytes { bytes in
+            memchr(bytes.baseAddress!, 0x0A, bytes.count) == nil && memchr(bytes.baseAddress!, 0x0D, bytes.count) == nil
+        }
     }
 
     /// ``eventWithRule`` as compact JSON: the stored text with `,"rule":NAME` before its
@@ -99,17 +141,20 @@ package struct DeliveryRequest: Sendable {
     /// and the stored event having none), or the event encoded when there is no stored
     /// text or it does not have that shape.
     package var eventWithRuleBytes: [UInt8] {
-        guard let storedText, case .object(let object) = event, object["rule"] == nil,
-            storedText.count >= 2, storedText.first == UInt8(ascii: "{"), storedText.last == UInt8(ascii: "}"),
-            // One line whatever the store holds: white space between tokens is the only
-            // place a raw line break can be in JSON text.
-            !storedText.contains(where: { $0 == 0x0A || $0 == 0x0D })
-        else { return eventWithRule.compactBytes }
+        guard let storedText, Self.isOneObjectLine(storedText) else { return eventWithRule.compactBytes }
+        let isEmptyObject: Bool
+        if let parsedEvent {
+            guard case .object(let object) = parsedEvent, object["rule"] == nil else { return eventWithRule.compactBytes }
+            isEmptyObject = object.isEmpty
+        } else {
+            // Not parsed: the text between the braces is white space only, or members.
+            isEmptyObject = storedText.dropFirst().dropLast().allSatisfy { $0 == 0x20 || $0 == 0x09 }
+        }
         guard let rule else { return storedText }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(storedText.count + rule.utf8.count + 16)
         bytes.append(contentsOf: storedText.dropLast())
-        if !object.isEmpty { bytes.append(UInt8(ascii: ",")) }
+        if !isEmptyObject { bytes.append(UInt8(ascii: ",")) }
         bytes.append(contentsOf: #""rule":"#.utf8)
         JSONValue.string(rule).write(into: &bytes)
         bytes.append(UInt8(ascii: "}"))
@@ -157,18 +202,21 @@ package enum HTTPOutcome {
     package static func classify(
         status: Int, location: String?, retryAfter: String?, body: [UInt8], sink: String, now: Date
     ) -> DeliveryOutcome {
-        let excerpt = bodyExcerpt(body)
-        let described = excerpt.isEmpty ? "sink \(sink): HTTP \(status)" : "sink \(sink): HTTP \(status): \(excerpt)"
+        // The error text is made only for a failure: a success (most attempts) needs none.
+        func described() -> String {
+            let excerpt = bodyExcerpt(body)
+            return excerpt.isEmpty ? "sink \(sink): HTTP \(status)" : "sink \(sink): HTTP \(status): \(excerpt)"
+        }
         switch status {
         case 200...299:
             return .delivered(status: status)
         case 408, 425, 429, 500...599:
-            return .retry(status: status, error: described, retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
+            return .retry(status: status, error: described(), retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
         case 300...399:
             let target = location.map { " to \(TextLimit.prefix($0, maxUTF8Bytes: keptBodyBytes))" } ?? " (no Location)"
             return .dead(status: status, error: "sink \(sink): HTTP \(status) redirect\(target), not followed for POST")
         default:
-            return .dead(status: status, error: described)
+            return .dead(status: status, error: described())
         }
     }
 

@@ -373,48 +373,63 @@ package final class Dispatcher: Sendable {
     /// Makes one attempt at `row`. Returns the sink's outcome and the update to record
     /// (`nil` when the attempt does not count: cut short, or the output is gone).
     private func attempt(_ row: DueDelivery, sink: any DeliverySink, logger: Logger) async -> (DeliveryOutcome, DeliveryUpdate?) {
-        var logger = logger
-        logger[metadataKey: "event_id"] = "\(row.eventID)"
-        if let rule = row.rule { logger[metadataKey: "rule"] = "\(rule)" }
         let attempts = row.attempts + 1
-        logger[metadataKey: "attempt"] = .stringConvertible(attempts)
-
-        let storedText = Array(row.eventJSON.utf8)
-        let event: JSONValue
-        do {
-            event = try JSONValue.parse(storedText)
-        } catch {
-            let message = row.eventJSON.isEmpty
-                ? "sink \(row.sink): the event is no longer stored"
-                : "sink \(row.sink): the stored event is not valid JSON (\(error))"
-            logger.error("delivery dead: \(message)")
-            let result = DeliveryAttemptResult.dead(status: nil, error: message)
-            return (.dead(status: nil, error: message), update(result, row: row, attempts: attempts))
+        // The attempt's metadata is set only when a line is logged (most attempts log none
+        // at the levels in use).
+        var attemptLogger: Logger {
+            var logger = logger
+            logger[metadataKey: "event_id"] = "\(row.eventID)"
+            if let rule = row.rule { logger[metadataKey: "rule"] = "\(rule)" }
+            logger[metadataKey: "attempt"] = .stringConvertible(attempts)
+            return logger
         }
 
-        let request = DeliveryRequest(
-            deliveryID: row.id, eventID: row.eventID, storedText: storedText, event: event, rule: row.rule, sink: row.sink,
-            template: row.rule.flatMap { ruleTemplates[$0] }, attempt: attempts)
+        let storedText = Array(row.eventJSON.utf8)
+        let template = row.rule.flatMap { ruleTemplates[$0] }
+        let request: DeliveryRequest
+        if row.digestID == nil, !sink.readsParsedEvent, DeliveryRequest.isOneObjectLine(storedText) {
+            // The sink sends the stored text as it is, `rule` spliced in: no need to parse it.
+            request = DeliveryRequest(
+                deliveryID: row.id, eventID: row.eventID, storedEventText: storedText, rule: row.rule, sink: row.sink,
+                template: template, attempt: attempts)
+        } else {
+            let event: JSONValue
+            do {
+                event = try JSONValue.parse(storedText)
+            } catch {
+                let message = row.eventJSON.isEmpty
+                    ? "sink \(row.sink): the event is no longer stored"
+                    : "sink \(row.sink): the stored event is not valid JSON (\(error))"
+                attemptLogger.error("delivery dead: \(message)")
+                let result = DeliveryAttemptResult.dead(status: nil, error: message)
+                return (.dead(status: nil, error: message), update(result, row: row, attempts: attempts))
+            }
+            request = DeliveryRequest(
+                deliveryID: row.id, eventID: row.eventID, storedText: storedText, event: event, rule: row.rule,
+                sink: row.sink, template: template, attempt: attempts)
+        }
         let outcome = await sink.deliver(request)
 
         let result: DeliveryAttemptResult
         switch outcome {
         case .outputClosed:
-            logger.info("output closed; the delivery stays pending")
+            attemptLogger.info("output closed; the delivery stays pending")
             return (outcome, nil)
         case .delivered(let status):
-            logger.debug("delivered", metadata: status.map { ["status": .stringConvertible($0)] } ?? [:])
+            if logger.logLevel <= .debug {
+                attemptLogger.debug("delivered", metadata: status.map { ["status": .stringConvertible($0)] } ?? [:])
+            }
             result = .delivered(status: status)
-            if let detected = event["occurred_at"]?.stringValue.flatMap(Timestamp.parseISO8601) {
+            if let detected = row.occurredAt {
                 metrics?.recordDeliveryLatency(sink: row.sink, seconds: now().timeIntervalSince(detected))
             }
         case .dead(let status, let error):
-            logger.error("delivery dead: \(Self.logged(error))")
+            attemptLogger.error("delivery dead: \(Self.logged(error))")
             result = .dead(status: status, error: error)
         case .retry(let status, let error, let retryAfter):
             if Task.isCancelled {
                 // Cut short by shutdown or the end of a drain: not an attempt that counts.
-                logger.debug("attempt cut short; the delivery stays pending")
+                attemptLogger.debug("attempt cut short; the delivery stays pending")
                 return (outcome, nil)
             }
             let decision = random.withLock { random in
@@ -422,11 +437,11 @@ package final class Dispatcher: Sendable {
             }
             switch decision {
             case .retry(let notBefore):
-                logger.warning(
+                attemptLogger.warning(
                     "attempt failed: \(Self.logged(error)); next attempt at \(Timestamp.iso8601(notBefore))")
                 result = .retry(notBefore: notBefore, status: status, error: error)
             case .giveUp:
-                logger.error("delivery dead after \(attempts) attempts: \(Self.logged(error))")
+                attemptLogger.error("delivery dead after \(attempts) attempts: \(Self.logged(error))")
                 result = .dead(status: status, error: "gave up after \(attempts) attempts: \(error)")
             }
         }

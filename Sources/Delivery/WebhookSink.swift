@@ -75,6 +75,10 @@ package struct WebhookSink: DeliverySink {
         self.now = now
     }
 
+    /// A `json` body is the stored text with `rule` spliced in; the other formats render
+    /// TEXT from the parsed event.
+    package var readsParsedEvent: Bool { format.usesText }
+
     /// The body and the TEXT it carries, for an event as delivered (with `rule`): what
     /// the sink would send. `chatbridge rules test` shows it without sending.
     package func body(for request: DeliveryRequest) -> [UInt8] {

@@ -20,10 +20,14 @@ package struct ChatDiff: Sendable, Hashable {
 
     package init(previous: JSONObject, current: JSONObject, now: Date) {
         var changes: [FieldChange] = []
-        for member in current where !Self.sameValue(previous[member.key], member.value) {
-            changes.append(FieldChange(field: member.key, from: previous[member.key] ?? .null, to: member.value))
+        for (position, member) in current.members.enumerated() {
+            let before = Self.member(member.key, of: previous, near: position)
+            if !Self.sameValue(before, member.value) {
+                changes.append(FieldChange(field: member.key, from: before ?? .null, to: member.value))
+            }
         }
-        for member in previous where current[member.key] == nil && !member.value.isNull {
+        for (position, member) in previous.members.enumerated()
+        where !member.value.isNull && Self.member(member.key, of: current, near: position) == nil {
             changes.append(FieldChange(field: member.key, from: member.value, to: .null))
         }
         var kinds = Set<ChangeKind>()
@@ -32,6 +36,15 @@ package struct ChatDiff: Sendable, Hashable {
         }
         self.changes = changes
         self.kinds = kinds.sorted { $0.order < $1.order }
+    }
+
+    /// The value of `object`'s member `key`, looked for first at `position`: two copies of
+    /// a chat list their fields in the same order, so the lookup is mostly one comparison
+    /// instead of a scan.
+    private static func member(_ key: String, of object: JSONObject, near position: Int) -> JSONValue? {
+        let members = object.members
+        if position < members.count, members[position].key == key { return members[position].value }
+        return object[key]
     }
 
     /// Kinds that one changed field implies; `.chatUpdated` when the change fits no

@@ -98,6 +98,14 @@ package struct RuleCondition: Sendable {
         self.body = body
     }
 
+    /// The variables the condition reads (``RuleVariables/names``): none for a constant.
+    package var variables: Set<String> {
+        switch body {
+        case .constant: []
+        case .expression(let program): program.globals
+        }
+    }
+
     /// `true` or `false`, or why the expression has no boolean value for this event
     /// (a missing field, a wrong type, a result that is not a bool).
     package func evaluate(_ activation: CELActivation) -> Result<Bool, RuleConditionError> {

@@ -54,7 +54,39 @@ package enum RuleVariables {
 
     /// The variables for `event`, evaluated at `now`. Built once per event and shared by
     /// every rule.
-    package static func activation(for event: Event, now: Date) -> CELActivation {
+    ///
+    /// - Parameter reading: the variables the conditions read (``RuleCondition/variables``),
+    ///   or `nil` for all. `chat`, `previous`, `changes` and `event` are converted from
+    ///   JSON only when read (the conversion of the chats is the costly part); the others
+    ///   are always there.
+    package static func activation(for event: Event, now: Date, reading: Set<String>? = nil) -> CELActivation {
+        guard let reading, !reading.contains("event") else { return allVariables(for: event, now: now) }
+        var variables: [String: CELValue] = [
+            "kinds": .list(event.kinds.map { .string($0.rawValue) }),
+            "type": .string(event.type.rawValue),
+            "source": .string(event.source),
+            "now": .timestamp(CELTimestamp(date: now)),
+            "muted": .bool(Muting.isMuted(event.chat?["muted_until"], at: event.occurredAt)),
+        ]
+        let isChatEvent = event.type == .chatAdded || event.type == .chatChanged || event.type == .chatRemoved
+        if reading.contains("chat") {
+            variables["chat"] = isChatEvent ? CELValue(json: event.chat ?? .null) : .null
+        }
+        if reading.contains("previous") {
+            if isChatEvent, let previous = event.previous, !previous.isNull {
+                variables["previous"] = CELValue(json: previous)
+            } else {
+                variables["previous"] = .map(CELMap())
+            }
+        }
+        if reading.contains("changes") {
+            variables["changes"] = isChatEvent ? CELValue(json: event.changesJSON) : .map(CELMap())
+        }
+        return CELActivation(variables)
+    }
+
+    /// Every variable for `event`, all converted (`event` among them).
+    private static func allVariables(for event: Event, now: Date) -> CELActivation {
         let eventValue = CELValue(json: event.json())
         var members = CELMap()
         if case .map(let map) = eventValue { members = map }
@@ -111,11 +143,15 @@ extension RuleSet {
     package func evaluate(_ event: Event, now: Date) -> [RuleEvaluation] {
         let enabled = enabledRules
         guard !enabled.isEmpty else { return [] }
-        // Built lazily: an event no rule's `on` selects costs no JSON conversion.
+        // Built lazily: an event no rule's `on` selects costs no JSON conversion, and a
+        // variable no condition reads is not converted.
         var activation: CELActivation?
         return enabled.map { rule in
             guard rule.selects(event) else { return RuleEvaluation(rule: rule.name, outcome: .notSelected) }
-            if activation == nil { activation = RuleVariables.activation(for: event, now: now) }
+            if activation == nil {
+                let reading = enabled.reduce(into: Set<String>()) { $0.formUnion($1.condition.variables) }
+                activation = RuleVariables.activation(for: event, now: now, reading: reading)
+            }
             switch rule.condition.evaluate(activation!) {
             case .success(true): return RuleEvaluation(rule: rule.name, outcome: .matched)
             case .success(false): return RuleEvaluation(rule: rule.name, outcome: .conditionFalse)

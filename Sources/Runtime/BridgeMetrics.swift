@@ -188,6 +188,16 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
 
     // MARK: Deliveries
 
+    /// The per-attempt metrics of each sink, made once: the registry finds a metric by its
+    /// name and labels, which is work enough to show in a profile at thousands of
+    /// deliveries a second.
+    private struct SinkMetrics {
+        var attempts: [String: Prometheus.Counter] = [:]
+        var latency: DurationHistogram?
+    }
+
+    private let sinkMetrics = Mutex<[String: SinkMetrics]>([:])
+
     /// One recorded delivery attempt of `sink`.
     package func recordDelivery(sink: String, result: DeliveryAttemptResult) {
         let outcome = switch result {
@@ -195,13 +205,24 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         case .retry: "retry"
         case .dead: "dead"
         }
-        counter(Name.deliveries, [("sink", sink), ("outcome", outcome)]).increment()
+        let counter = sinkMetrics.withLock { metrics in
+            if let counter = metrics[sink]?.attempts[outcome] { return counter }
+            let counter = self.counter(Name.deliveries, [("sink", sink), ("outcome", outcome)])
+            metrics[sink, default: SinkMetrics()].attempts[outcome] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// A successful delivery of `sink`, `seconds` after its event was detected.
     package func recordDeliveryLatency(sink: String, seconds: Double) {
-        histogram(Name.deliveryLatency, [("sink", sink)], buckets: Self.deliveryLatencyBuckets)
-            .recordNanoseconds(Int64(max(0, min(seconds, 1e9)) * 1e9))
+        let histogram = sinkMetrics.withLock { metrics in
+            if let histogram = metrics[sink]?.latency { return histogram }
+            let histogram = self.histogram(Name.deliveryLatency, [("sink", sink)], buckets: Self.deliveryLatencyBuckets)
+            metrics[sink, default: SinkMetrics()].latency = histogram
+            return histogram
+        }
+        histogram.recordNanoseconds(Int64(max(0, min(seconds, 1e9)) * 1e9))
     }
 
     /// Sets the outbox gauges from the store's counts.

@@ -19,9 +19,13 @@ package struct DueDelivery: Sendable, Hashable {
     package var eventJSON: String
     /// The digest this row delivers (its `eventID` is then the digest's UUIDv7), or `nil`.
     package var digestID: Int64?
+    /// When the event was detected (its `occurred_at`), for the delivery-latency metric;
+    /// `nil` for a digest or an event no longer stored.
+    package var occurredAt: Date?
 
     package init(
-        id: Int64, eventID: String, rule: String?, sink: String, attempts: Int, eventJSON: String, digestID: Int64? = nil
+        id: Int64, eventID: String, rule: String?, sink: String, attempts: Int, eventJSON: String, digestID: Int64? = nil,
+        occurredAt: Date? = nil
     ) {
         self.id = id
         self.eventID = eventID
@@ -30,6 +34,7 @@ package struct DueDelivery: Sendable, Hashable {
         self.attempts = attempts
         self.eventJSON = eventJSON
         self.digestID = digestID
+        self.occurredAt = occurredAt
     }
 }
 

@@ -84,15 +84,16 @@ extension PostgresStore {
             guard !ids.isEmpty else { return ([], []) }
             var digestIDs: [Int64] = []
             let rows = try await connection.rows("""
-                SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, d.digest_id, COALESCE(e.json, '')
+                SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, d.digest_id, COALESCE(e.json, ''), e.occurred_at
                 FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
                 WHERE d.id = ANY(\(ids)) ORDER BY d.id
                 """, logger: logger).map { row -> DueDelivery in
-                let (id, eventID, rule, sink, attempts, digestID, json) =
-                    try row.decode((Int64, String, String?, String, Int, Int64?, String).self)
+                let (id, eventID, rule, sink, attempts, digestID, json, occurredAt) =
+                    try row.decode((Int64, String, String?, String, Int, Int64?, String, Date?).self)
                 if let digestID { digestIDs.append(digestID) }
                 return DueDelivery(
-                    id: id, eventID: eventID, rule: rule, sink: sink, attempts: attempts, eventJSON: json, digestID: digestID)
+                    id: id, eventID: eventID, rule: rule, sink: sink, attempts: attempts, eventJSON: json, digestID: digestID,
+                    occurredAt: occurredAt)
             }
             return (rows, digestIDs)
         }

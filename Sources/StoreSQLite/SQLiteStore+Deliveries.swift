@@ -52,15 +52,15 @@ extension SQLiteStore: DeliveryQueue {
             let placeholders = Array(repeating: "?", count: chosen.count).joined(separator: ",")
             var digestIDs: [Int64] = []
             let rows = try Row.fetchAll(db, sql: """
-                SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, d.digest_id, COALESCE(e.json, '') AS json
+                SELECT d.id, d.event_id, d.rule, d.sink, d.attempts, d.digest_id, COALESCE(e.json, ''), e.occurred_at
                 FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
                 WHERE d.id IN (\(placeholders)) ORDER BY d.id
                 """, arguments: StatementArguments(chosen)).map { row -> DueDelivery in
-                let digestID: Int64? = row["digest_id"]
+                let digestID: Int64? = row[5]
                 if let digestID { digestIDs.append(digestID) }
                 return DueDelivery(
-                    id: row["id"], eventID: row["event_id"], rule: row["rule"], sink: row["sink"],
-                    attempts: row["attempts"], eventJSON: row["json"], digestID: digestID)
+                    id: row[0], eventID: row[1], rule: row[2], sink: row[3], attempts: row[4], eventJSON: row[6],
+                    digestID: digestID, occurredAt: (row[7] as Double?).map(Date.init(storeValue:)))
             }
             return (rows, digestIDs)
         }

@@ -524,10 +524,17 @@ struct OutboxWriter {
     ) throws {
         switch decision {
         case .deliver(let rule, let sink, let due):
-            try db.cachedStatement(sql: """
+            let insert = try db.cachedStatement(sql: """
                 INSERT INTO deliveries (event_id, rule, sink, ordering_key, status, attempts, next_attempt_at, created_at)
                 VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
-                """).execute(arguments: [event.id, rule, sink, orderingKey, due.storeValue, now.storeValue])
+                """)
+            insert.bind(event.id, at: 1)
+            insert.bind(rule, at: 2)
+            insert.bind(sink, at: 3)
+            insert.bind(orderingKey, at: 4)
+            insert.bind(due.storeValue, at: 5)
+            insert.bind(now.storeValue, at: 6)
+            try insert.runOnce(db)
             application.deliveryCount += 1
         case .startThrottle(let rule, let until):
             try db.cachedStatement(sql: """

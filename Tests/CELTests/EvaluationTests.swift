@@ -23,6 +23,16 @@ struct EvaluationTests {
         #expect(try value("chat.all(k, k.size() > 1)", variables) == true)
     }
 
+    @Test func aProgramListsTheVariablesItReads() throws {
+        let declarations = CELDeclarations(variables: ["chat", "kinds", "changes", "now"])
+        #expect(try CELProgram.compile(#"chat.unread_count > 0 && "x" in kinds"#, declarations: declarations).globals
+            == ["chat", "kinds"])
+        #expect(try CELProgram.compile("true", declarations: declarations).globals.isEmpty)
+        // A macro's own variable is not a global, even when it shadows one.
+        #expect(try CELProgram.compile("[1, 2].all(chat, chat > 0) && has(changes.x)", declarations: declarations).globals
+            == ["changes"])
+    }
+
     @Test func missingFieldsAndVariablesAreErrorsNotCrashes() throws {
         let variables: [String: CELValue] = ["chat": Self.chat]
         #expect(try evaluationError("chat.muted_until > 0", variables)?.message == "no such key: 'muted_until'")

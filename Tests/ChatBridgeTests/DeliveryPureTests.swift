@@ -372,7 +372,17 @@ struct DeliveryFormatTests {
                 let request = DeliveryRequest(
                     deliveryID: 1, eventID: "e", storedText: stored, event: value, rule: rule, sink: "s")
                 #expect(request.eventWithRuleBytes == request.eventWithRule.compactBytes)
+                // Not parsed (a sink that sends only the text; stored events have no
+                // `rule`): the same bytes, and the event still readable on demand.
+                guard value["rule"] == nil else { continue }
+                let unparsed = DeliveryRequest(deliveryID: 1, eventID: "e", storedEventText: stored, rule: rule, sink: "s")
+                #expect(unparsed.eventWithRuleBytes == request.eventWithRuleBytes)
+                #expect(unparsed.event == value)
             }
+        }
+        #expect(DeliveryRequest.isOneObjectLine(Array(#"{"id":"e"}"#.utf8)))
+        for text in ["", "{", "[1]", "{\n\"id\": \"e\"\n}", "{\"id\":\"e\"} "] {
+            #expect(!DeliveryRequest.isOneObjectLine(Array(text.utf8)), "\(text)")
         }
         // A digest carries its own `rule`: replaced in place, as encoding does.
         let digest = json(#"{"id":"d","type":"digest","rule":"old","count":0,"events":[]}"#)

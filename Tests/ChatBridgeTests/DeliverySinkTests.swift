@@ -381,6 +381,46 @@ struct DeliveryStdoutSinkTests {
         #expect(lines.first.map { try? JSONValue.parse(String($0))["rule"] } == .some(.string("vip")))
     }
 
+    @Test func aLineIsWrittenAtOnceOnlyWhenTheWriteCannotWait() async throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        defer { close(readEnd) }
+        let sink = StdoutSink(fileDescriptor: writeEnd)
+        // An empty pipe takes a line of up to PIPE_BUF bytes whole.
+        #expect(sink.canWriteWithoutWaiting(100))
+        #expect(!sink.canWriteWithoutWaiting(Int(PIPE_BUF) + 1))
+        // A full pipe (its reader not reading) could make the write wait: the queue writes.
+        let flags = fcntl(writeEnd, F_GETFL)
+        #expect(fcntl(writeEnd, F_SETFL, flags | O_NONBLOCK) == 0)
+        let chunk = [UInt8](repeating: UInt8(ascii: " "), count: 4096)
+        var filled = 0
+        while chunk.withUnsafeBytes({ write(writeEnd, $0.baseAddress!, $0.count) }) > 0 { filled += chunk.count }
+        #expect(fcntl(writeEnd, F_SETFL, flags) == 0)
+        #expect(!sink.canWriteWithoutWaiting(100))
+        // The line waits for the reader and comes out whole after what filled the pipe.
+        async let delivered = sink.deliver(DeliveryRequest(eventID: "a", event: sampleEvent(), rule: "vip", sink: "stdout"))
+        async let output = readAll(readEnd)
+        #expect(await delivered == .delivered(status: nil))
+        close(writeEnd)
+        let text = await output
+        #expect(text.count > filled)
+        let line = String(decoding: text.dropFirst(filled), as: UTF8.self)
+        #expect(line.hasSuffix("\n") && (try? JSONValue.parse(line))?["rule"] == .string("vip"))
+
+        // A regular file never waits on a reader.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("stdout-\(UUID().uuidString)").path
+        let file = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        #expect(file >= 0)
+        defer { close(file); unlink(path) }
+        let fileSink = StdoutSink(fileDescriptor: file)
+        #expect(fileSink.canWriteWithoutWaiting(1 << 20))
+        #expect(await fileSink.deliver(DeliveryRequest(eventID: "b", event: sampleEvent(), rule: nil, sink: "stdout"))
+            == .delivered(status: nil))
+        let written = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(written.hasSuffix("\n") && written.filter { $0 == "\n" }.count == 1)
+    }
+
     @Test func closedReaderMeansOutputClosed() async throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)

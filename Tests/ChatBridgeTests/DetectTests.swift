@@ -30,6 +30,17 @@ struct ChatDiffTests {
         #expect(diff(#"{"unread_count":1}"#, #"{"unread_count":1}"#).kinds == [])
     }
 
+    @Test func fieldsInAnotherOrderAreMatchedByName() {
+        let changes = diff(#"{"a":1,"b":2,"c":3,"e":null}"#, #"{"c":3,"b":5,"d":1,"a":1}"#).changes
+        #expect(changes == [
+            FieldChange(field: "b", from: .int(2), to: .int(5)),
+            FieldChange(field: "d", from: .null, to: .int(1)),
+        ])
+        let removed = diff(#"{"x":1,"a":1}"#, #"{"a":1}"#).changes
+        #expect(removed == [FieldChange(field: "x", from: .int(1), to: .null)])
+        #expect(diff(#"{"a":1,"b":[1,{"k":2}]}"#, #"{"b":[1,{"k":2}],"a":1}"#).isEmpty)
+    }
+
     @Test func booleansAsNumbersOrBools() {
         #expect(diff(#"{"archived":0}"#, #"{"archived":1}"#).kinds == [.chatArchived])
         #expect(diff(#"{"archived":true}"#, #"{"archived":0}"#).kinds == [.chatUnarchived])
@@ -158,6 +169,23 @@ struct SupportTests {
         #expect(!line.contains("\u{2028}"))
         let back = try JSONValue.parse(line)
         #expect(back.stringValue?.contains("\u{FFFD}") == true)  // lone surrogate replaced, not fatal
+    }
+
+    @Test func stringsAreEscapedExactlyWhereNeeded() {
+        let cases: [(String, String)] = [
+            ("", #""""#),
+            ("plain text", #""plain text""#),
+            ("a\"b\\c", #""a\"b\\c""#),
+            ("\n\r\t\u{0}\u{1F}\u{7F}", #""\n\r\t\u0000\u001f\u007f""#),
+            ("x\u{2028}y\u{2029}z", #""x\u2028y\u2029z""#),
+            // Other characters that start with E2 (… € ✓) and non-ASCII text stay as UTF-8.
+            ("…€✓ Zoë 会話 😀", #""…€✓ Zoë 会話 😀""#),
+            ("\u{2028}", #""\u2028""#),
+            ("end\u{E2}", "\"end\u{E2}\""),
+        ]
+        for (text, expected) in cases {
+            #expect(JSONValue.string(text).compactString == expected, "\(Array(text.utf8))")
+        }
     }
 
     @Test func rejectsMalformedJSON() {

@@ -103,6 +103,7 @@ struct PipelineTests {
             _ = await h.poll()
             let before = try await h.snapshot()
             let ids = try await h.chatIDs()
+            try #require(!ids.isEmpty, "the baseline completed (a poll that timed out under load stored nothing)")
             try await h.simulator.state.patch(id: ids[0], fieldsJSON: #"{"unread_count": 9}"#)
 
             for fault in [

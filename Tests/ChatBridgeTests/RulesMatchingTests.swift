@@ -51,6 +51,37 @@ struct RulesMatchingTests {
         #expect(ruleSet.routes(for: whatsapp, now: now).routes.isEmpty)
     }
 
+    @Test("the variables built for the conditions that read them are those of the whole set")
+    func variablesBuiltOnlyWhenRead() throws {
+        let now = RuleTestEvents.occurredAt
+        let chat = RuleTestEvents.chat(mutedUntil: .int(-1))
+        var removed = RuleTestEvents.added(chat)
+        removed.type = .chatRemoved
+        removed.kinds = [.chatRemoved]
+        removed.previous = chat
+        let account = Event(
+            id: "e", type: .accountError, kinds: [], occurredAt: now, source: "main",
+            error: .object(["status": .int(401)]))
+        for event in [RuleTestEvents.unreadIncreased(chat), RuleTestEvents.added(chat), removed, account] {
+            let all = RuleVariables.activation(for: event, now: now).variables
+            #expect(Set(all.keys) == RuleVariables.names)
+            for name in RuleVariables.names {
+                let some = RuleVariables.activation(for: event, now: now, reading: [name]).variables
+                #expect(some[name] == all[name], "\(name) of \(event.type)")
+            }
+            // Only what is read (and the cheap scalars) is made.
+            let scalars = RuleVariables.activation(for: event, now: now, reading: []).variables
+            #expect(Set(scalars.keys) == ["kinds", "type", "source", "now", "muted"])
+        }
+        // The rule set reads what its conditions name.
+        let ruleSet = try rules([
+            "a.yaml": "when: chat.unread_count > 0\n", "b.yaml": "when: has(changes.name)\n", "c.yaml": "on: chat.added\n",
+        ])
+        #expect(ruleSet.rules.map(\.condition.variables) == [["chat"], ["changes"], []])
+        #expect(ruleSet.evaluate(RuleTestEvents.unreadIncreased(chat), now: now).map(\.outcome)
+            == [.matched, .conditionFalse, .notSelected])
+    }
+
     @Test("`on` selects by event type as well as by kind")
     func onByType() throws {
         let ruleSet = try rules(["t.yaml": "on: chat.changed\n", "k.yaml": "on: [unread.cleared]\n"])
