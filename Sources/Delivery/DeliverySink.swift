@@ -73,13 +73,9 @@ package struct DeliveryRequest: Sendable {
         deliveryID: Int64? = nil, eventID: String, event: JSONValue, rule: String?, sink: String,
         template: DeliveryTemplate? = nil, attempt: Int = 1
     ) {
-        self.deliveryID = deliveryID
-        self.eventID = eventID
-        self.parsedEvent = event
-        self.rule = rule
-        self.sink = sink
-        self.template = template
-        self.attempt = attempt
+        self.init(
+            deliveryID: deliveryID, eventID: eventID, parsedEvent: event, storedText: nil, rule: rule, sink: sink,
+            template: template, attempt: attempt)
     }
 
     /// A request for a stored event: `storedText` is its compact JSON text (as the store
@@ -89,9 +85,8 @@ package struct DeliveryRequest: Sendable {
         template: DeliveryTemplate? = nil, attempt: Int = 1
     ) {
         self.init(
-            deliveryID: deliveryID, eventID: eventID, event: event, rule: rule, sink: sink, template: template,
-            attempt: attempt)
-        self.storedText = storedText
+            deliveryID: deliveryID, eventID: eventID, parsedEvent: event, storedText: storedText, rule: rule, sink: sink,
+            template: template, attempt: attempt)
     }
 
     /// A request for a stored event that is not parsed, for a sink that does not read
@@ -102,9 +97,19 @@ package struct DeliveryRequest: Sendable {
         deliveryID: Int64?, eventID: String, storedEventText: [UInt8], rule: String?, sink: String,
         template: DeliveryTemplate? = nil, attempt: Int = 1
     ) {
+        self.init(
+            deliveryID: deliveryID, eventID: eventID, parsedEvent: nil, storedText: storedEventText, rule: rule,
+            sink: sink, template: template, attempt: attempt)
+    }
+
+    private init(
+        deliveryID: Int64?, eventID: String, parsedEvent: JSONValue?, storedText: [UInt8]?, rule: String?, sink: String,
+        template: DeliveryTemplate?, attempt: Int
+    ) {
         self.deliveryID = deliveryID
         self.eventID = eventID
-        self.storedText = storedEventText
+        self.parsedEvent = parsedEvent
+        self.storedText = storedText
         self.rule = rule
         self.sink = sink
         self.template = template
