@@ -46,6 +46,8 @@ let package = Package(
         // RE2, the linear-time regular expressions that define CEL's `matches`, behind a
         // small C interface (needs Debian's libre2-dev to build, libre2 to run).
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
+        // The Swift runtime's global-executor hook, found at link time (see main.swift).
+        .target(name: "CSwiftConcurrency"),
 
         // A fake Unipile "List all chats" endpoint with a control API, for demo, tests and benchmarks.
         .target(
@@ -161,7 +163,7 @@ let package = Package(
             name: "chatbridge",
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL",
+                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL", "CSwiftConcurrency",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

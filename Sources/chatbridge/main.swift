@@ -1,6 +1,4 @@
 import ChatBridgeCore
-import NIOCore
-import NIOPosix
 
 // One malloc arena for every thread (CLibrary.useOneMallocArena says why): a first poll of
 // 100,000 chats peaked at 104 MB with glibc's arena per thread, 78 MB with one.
@@ -14,5 +12,5 @@ CLibrary.useOneMallocArena()
 // command is started from here and not from an `@main` type. Nothing in chatbridge
 // blocks a thread inside a task: SQLite work runs on GRDB's queues, stdout lines are
 // written on a queue of their own, child processes are waited for on threads of their own.
-NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+EventLoopExecutor.install()
 await ChatBridgeCommand.parseAndRun()
