@@ -87,18 +87,38 @@ package final class SQLiteStore: Sendable {
     /// Migrates `writer`; when that moved an earlier release's snapshot into the two
     /// snapshot tables (`v4`), compacts the file once: the copy leaves the old table's
     /// pages free, and the file would otherwise keep twice the snapshot's size.
+    ///
+    /// Two processes may migrate the same store at the same moment: a daemon creating
+    /// its store while `chatbridge status` or `chats` opens it. GRDB reads which
+    /// migrations are applied once, then runs each in a transaction of its own, so the
+    /// slower process fails on a table the other one made (`table chat_bodies already
+    /// exists`). Its failed migration rolled back whole; when the store has moved on
+    /// since it looked, it starts again from what is applied now (a bounded number of
+    /// times), instead of failing to start.
     private static func migrate(_ writer: DatabasePool) throws {
-        // One read at every start-up; the rest only when a migration is pending.
-        let (current, applied) = try writer.read { db in
-            (try migrator.hasCompletedMigrations(db), try migrator.appliedIdentifiers(db))
+        let migrator = migrator
+        // Each start over follows another process's progress: once per migration is enough.
+        let attempts = migrator.migrations.count + 1
+        for attempt in 1...attempts {
+            // One read at every start-up; the rest only when a migration is pending.
+            let (current, applied) = try writer.read { db in
+                (try migrator.hasCompletedMigrations(db), try migrator.appliedIdentifiers(db))
+            }
+            guard !current else { return }
+            // Whether this open moves chats of an earlier release (a new store has none).
+            let movesChats = try !applied.isEmpty && !applied.contains(chatBodiesMigration) && writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM chats)") ?? false
+            }
+            do {
+                try migrator.migrate(writer)
+            } catch {
+                let now = try writer.read { db in try migrator.appliedIdentifiers(db) }
+                guard now != applied, attempt < attempts else { throw error }
+                continue
+            }
+            if movesChats { try writer.vacuum() }
+            return
         }
-        guard !current else { return }
-        // Whether this open moves chats of an earlier release (a new store has none).
-        let movesChats = try !applied.isEmpty && !applied.contains(chatBodiesMigration) && writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM chats)") ?? false
-        }
-        try migrator.migrate(writer)
-        if movesChats { try writer.vacuum() }
     }
 
     package static func reason(_ error: any Error) -> String {

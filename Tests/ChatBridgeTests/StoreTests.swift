@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 @testable import ChatBridgeConfig
 @testable import ChatBridgeCore
@@ -23,6 +24,34 @@ struct SQLiteStoreTests {
         } throws: { error in
             let text = "\(error)"
             return text.contains(blocker) && text.contains("is a file, not a folder") && text.hasPrefix("cannot create ")
+        }
+    }
+
+    /// A daemon creating its store while `chatbridge status` opens it: both migrate at
+    /// once. Every opener must start, whichever of them applies a migration.
+    @Test func storesOpenedAtTheSameMomentAllMigrateAndStart() throws {
+        let dir = TemporaryDirectory()
+        for round in 0..<8 {
+            let path = dir.file("round\(round)/chatbridge.sqlite")
+            try FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            // An earlier release's store with nothing in it: v2 and later are pending.
+            try SQLiteStore.migrator.migrate(try DatabaseQueue(path: path), upTo: "v1")
+            let openers = 6
+            let failures = Mutex<[String]>([])
+            let seeds = Mutex<Set<UInt64>>([])
+            DispatchQueue.concurrentPerform(iterations: openers) { _ in
+                do {
+                    let store = try SQLiteStore(path: path)
+                    seeds.withLock { _ = $0.insert(store.fingerprintSeed) }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 } == [], "round \(round)")
+            #expect(seeds.withLock { $0.count } == 1)
+            let queue = try DatabaseQueue(path: path)
+            #expect(try queue.read { try SQLiteStore.migrator.hasCompletedMigrations($0) })
         }
     }
 
