@@ -324,7 +324,13 @@ package struct JSONParser {
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
             // A duplicate key keeps its last value, as most parsers (and the API's own) do.
-            if let existing = members.firstIndex(where: { $0.key == key }) {
+            // Keys are compared whole only when their lengths and last bytes match, which for
+            // a chat's few dozen distinct keys is almost never (a `String` comparison of two
+            // different keys is not cheap).
+            let length = key.utf8.count, last = key.utf8.last
+            if let existing = members.firstIndex(where: {
+                $0.key.utf8.count == length && $0.key.utf8.last == last && $0.key == key
+            }) {
                 members[existing].value = value
             } else {
                 members.append(JSONObject.Member(key: key, value: value))
@@ -401,19 +407,23 @@ package struct JSONParser {
     package mutating func parseString() throws(JSONParseError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes. `high` gathers the bytes' top bits: all ASCII needs no check.
+        var high: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 // JSON text is UTF-8 (RFC 8259): a string that is not is an error, as the page
                 // scanner says too, never a silent replacement.
-                guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                else { throw JSONParseError(message: "invalid UTF-8 in a string", offset: start) }
+                let text = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                guard high < 0x80 || UTF8Validation.isValid(text) else {
+                    throw JSONParseError(message: "invalid UTF-8 in a string", offset: start)
+                }
                 index += 1
-                return s
+                return String(decoding: text, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in a string") }
+            high |= byte
             index += 1
         }
         var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
@@ -421,10 +431,10 @@ package struct JSONParser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                guard let s = String(validating: out, as: UTF8.self) else {
+                guard out.withUnsafeBytes(UTF8Validation.isValid) else {
                     throw JSONParseError(message: "invalid UTF-8 in a string", offset: start)
                 }
-                return s
+                return String(decoding: out, as: UTF8.self)
             }
             if byte < 0x20 { throw error("control character in a string") }
             if byte != UInt8(ascii: "\\") {

@@ -188,6 +188,59 @@ struct SupportTests {
         }
     }
 
+    @Test func stringsMustBeUTF8WithOrWithoutEscapes() throws {
+        // Raw bytes, with a string's text as plain bytes and after an escape (two paths).
+        func parse(_ bytes: [UInt8]) throws -> JSONValue {
+            try bytes.withUnsafeBytes { try JSONValue.parse($0) }
+        }
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), n = UInt8(ascii: "n")
+        for bad: [UInt8] in [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFF], [0x80]] {
+            #expect(throws: JSONParseError.self) { try parse([quote] + bad + [quote]) }
+            #expect(throws: JSONParseError.self) { try parse([quote, backslash, n] + bad + [quote]) }
+        }
+        let good = Array("Zoë 会話 😀".utf8)
+        #expect(try parse([quote] + good + [quote]) == .string("Zoë 会話 😀"))
+        #expect(try parse([quote, backslash, n] + good + [quote]) == .string("\nZoë 会話 😀"))
+    }
+
+    @Test func aDuplicateKeyKeepsItsLastValueInItsFirstPlace() throws {
+        let value = try JSONValue.parse(#"{"id":"a","name":"x","ab":1,"cb":2,"name":"y","ab":3}"#)
+        #expect(value.compactString == #"{"id":"a","name":"y","ab":3,"cb":2}"#)
+    }
+
+    /// Agrees with the standard library on every one- and two-byte sequence, on every
+    /// three-byte sequence with a lead byte of E0...EF, and on random text.
+    @Test func utf8ValidationAgreesWithTheStandardLibrary() {
+        func agrees(_ bytes: [UInt8]) -> Bool {
+            bytes.withUnsafeBytes(UTF8Validation.isValid) == (String(validating: bytes, as: UTF8.self) != nil)
+        }
+        var disagreements: [[UInt8]] = []
+        for a in 0...255 {
+            if !agrees([UInt8(a)]) { disagreements.append([UInt8(a)]) }
+            for b in 0...255 where !agrees([UInt8(a), UInt8(b)]) { disagreements.append([UInt8(a), UInt8(b)]) }
+        }
+        for a in 0xE0...0xEF {
+            for b in 0x70...0xC0 {
+                for c in [0x00, 0x41, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF] where !agrees([UInt8(a), UInt8(b), UInt8(c)]) {
+                    disagreements.append([UInt8(a), UInt8(b), UInt8(c)])
+                }
+            }
+        }
+        // Random text: mostly ASCII with some multi-byte characters, then one byte changed,
+        // long enough to take the eight-bytes-at-a-time path.
+        var random = SystemRandomNumberGenerator()
+        let pieces = ["a", "bc", "é", "€", "😀", "会", "        "].map { Array($0.utf8) }
+        for _ in 0..<2000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...12, using: &random) { bytes += pieces.randomElement(using: &random)! }
+            if !bytes.isEmpty, Bool.random(using: &random) {
+                bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+            if !agrees(bytes) { disagreements.append(bytes) }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
+    }
+
     @Test func rejectsMalformedJSON() {
         for text in ["{", "[1,]", #"{"a" 1}"#, "01", "nul", #""\x""#, "{} x", "1e999"] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSONValue.parse(text) }
