@@ -114,8 +114,10 @@ package actor SourcePoller {
             cache = nil
             throw error
         }
-        updateCache(after: poll, applied: applied, index: index)
-        report(poll, applied: applied, chats: index.observedCount)
+        let observedCount = index.observedCount
+        // The index moves into the cache: no copy of its arrays when the cache is updated.
+        updateCache(after: poll, applied: applied, index: consume index)
+        report(poll, applied: applied, chats: observedCount)
         if let failures = session.record?.consecutiveFailures, failures > 0 {
             logger.notice(
                 "source recovered: a complete poll after failed ones",
@@ -283,12 +285,15 @@ package actor SourcePoller {
     }
 
     /// Keeps the in-memory fingerprints in step with what the transaction just stored.
-    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index: SnapshotIndex) {
+    /// Takes `next`, the index this poll worked with, as the cache for the next poll, brought
+    /// up to what the poll stored. It is consumed, not copied: a copy's first change would
+    /// duplicate every array of the index (at 100,000 chats, megabytes copied and faulted in
+    /// just to record 1,000 changes).
+    private func updateCache(after poll: CompletedPoll, applied: PollApplication, index next: consuming SnapshotIndex) {
         if poll.isBaseline {
             cache = nil  // read again on the next poll: the baseline was written in SQL
             return
         }
-        var next = index
         for id in poll.absences.stillMissing { next.updateMissing(id, reset: false) }
         for id in poll.reappeared { next.updateMissing(id, reset: true) }
         for (id, fingerprint) in applied.updatedFingerprints {
