@@ -8,13 +8,36 @@ import PackageDescription
 /// unchanged chats: about 5 ms less CPU and 3 MB less peak RSS. Only the link changes
 /// (every module compiles as before), so the Foundation archives are named here; debug
 /// builds and the tests stay dynamic.
+#if canImport(Glibc)
+import Glibc
+/// Whether this machine's C library loads DT_RELR relocations (glibc 2.36 and later).
+let libcLoadsPackedRelocations: Bool = {
+    // confstr answers "glibc 2.36".
+    var text = [CChar](repeating: 0, count: 64)
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count) > 0 else { return false }
+    let name = String(cString: text)
+    guard name.hasPrefix("glibc ") else { return false }
+    let version = name.dropFirst(6).split(separator: ".").compactMap { Int($0) }
+    return version.count >= 2 && (version[0], version[1]) >= (2, 36)
+}()
+#else
+let libcLoadsPackedRelocations = false
+#endif
+
 let staticSwiftRuntimeInRelease: [LinkerSetting] = {
     let release = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
     let foundationArchives = [
         "Foundation", "CoreFoundation", "FoundationInternationalization", "FoundationEssentials",
         "_FoundationCollections", "_FoundationCShims", "_FoundationICU", "swiftSynchronization",
     ]
-    return [.unsafeFlags(["-static-stdlib"], release)] + foundationArchives.map { .linkedLibrary($0, release) }
+    // With glibc 2.36 or later (DT_RELR), lld packs the executable's relative relocations:
+    // the loader reads a few kilobytes instead of 3.5 MB of `.rela.dyn` at each start, and
+    // an unchanged 100k poll peaks 2 MB lower. An older C library could not load such a
+    // binary, so it then keeps the default linker.
+    let packedRelocations = libcLoadsPackedRelocations
+        ? ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : []
+    return [.unsafeFlags(["-static-stdlib"] + packedRelocations, release)]
+        + foundationArchives.map { .linkedLibrary($0, release) }
 }()
 
 let package = Package(
