@@ -71,6 +71,9 @@ let package = Package(
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         // The Swift runtime's global-executor hook, found at link time (see main.swift).
         .target(name: "CSwiftConcurrency"),
+        // Where a JSON value ends, found 64 bytes at a time with vector instructions (SSE2 on
+        // x86-64): the first step of recognising an unchanged chat by its bytes.
+        .target(name: "CJSONStructure"),
 
         // A fake Unipile "List all chats" endpoint with a control API, for demo, tests and benchmarks.
         .target(
@@ -95,7 +98,7 @@ let package = Package(
         ),
         // Pure: a page of "List all chats" scanned for its items and their raw bytes,
         // without decoding them (a target of its own so that fuzzing builds no network stack).
-        .target(name: "UnipileScanner", dependencies: ["ChatBridgeCore"]),
+        .target(name: "UnipileScanner", dependencies: ["ChatBridgeCore", "CJSONStructure"]),
         // One HTTP answer read on the event loop, the body bounded: the poll's pages and the sinks' answers.
         .target(
             name: "HTTPCollection",
@@ -213,8 +216,9 @@ let package = Package(
         .testTarget(
             name: "ChatBridgeTests",
             dependencies: [
-                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "UnipileScanner", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge", "chatbridge-fuzz",
+                "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "UnipileScanner", "CJSONStructure", "Detect", "Formats", "Rules",
+                "Store", "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL", "chatbridge",
+                "chatbridge-fuzz",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

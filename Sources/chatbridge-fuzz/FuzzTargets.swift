@@ -10,7 +10,8 @@ import UnipileScanner
 /// a crash, a hang or a disagreement is a finding.
 enum FuzzTarget: String, CaseIterable {
     /// The page scanner against `JSONValue` on the same bytes: same accept/reject, same
-    /// ids, each item's raw bytes parse to the item.
+    /// ids, each item's raw bytes parse to the item; and where an item ends, found 64 bytes
+    /// at a time, against following each byte.
     case scanner
     /// `JSONValue`: what parses prints to text that parses to the same value.
     case json
@@ -34,6 +35,7 @@ enum FuzzTarget: String, CaseIterable {
     }
 
     static func scanner(_ bytes: UnsafeRawBufferPointer) {
+        itemEnds(bytes)
         let body = Array(bytes)
         let plain = Result { () throws(ChatPageScanError) in try ChatPageScanner.scan(body, fingerprintSeed: 7) }
         let parsed = try? JSONValue.parse(body)
@@ -79,6 +81,23 @@ enum FuzzTarget: String, CaseIterable {
         let cursor = parsed["cursor"]
         guard cursor?.stringValue == scanned.cursor || (scanned.cursor == nil && (cursor == nil || cursor == .null)) else {
             fatalError("cursors differ")
+        }
+    }
+
+    /// `ChatPageScanner.objectEnd` with both kinds of block masks against following each
+    /// byte, from the first byte and from each of the first 16 `{` and `[`: any bytes may be
+    /// an item's, valid JSON or not.
+    static func itemEnds(_ bytes: UnsafeRawBufferPointer) {
+        var starts = [0]
+        for offset in bytes.indices where starts.count <= 16 && (bytes[offset] | 0x20) == UInt8(ascii: "{") {
+            starts.append(offset)
+        }
+        for start in starts where start < bytes.count {
+            let expected = ChatPageScanner.objectEndByteByByte(in: bytes, from: start)
+            for masks in ChatPageScanner.BlockMasks.allCases
+            where ChatPageScanner.objectEnd(in: bytes, from: start, masks: masks) != expected {
+                fatalError("the item end from \(start) with \(masks) block masks is not the one byte by byte")
+            }
         }
     }
 
