@@ -72,7 +72,7 @@ let package = Package(
         // The Swift runtime's global-executor hook, found at link time (see main.swift).
         .target(name: "CSwiftConcurrency"),
         // Where a JSON value ends, found 64 bytes at a time with vector instructions (SSE2 on
-        // x86-64): the first step of recognising an unchanged chat by its bytes.
+        // x86-64, NEON on ARM64): the first step of recognising an unchanged chat by its bytes.
         .target(name: "CJSONStructure"),
 
         // A fake Unipile "List all chats" endpoint with a control API, for demo, tests and benchmarks.
