@@ -100,7 +100,8 @@ package actor SourcePoller {
         let summary = try await client.fetchAllChats(
             ChatListQuery(source: configuration), fingerprintSeed: seed, recognising: known.map { known in { known.contains($0) } }
         ) { page in
-            let staged = try Self.changedChats(of: page, index: &index, fingerprintSeed: seed)
+            let staged = session.isBaseline
+                ? Self.baselineChats(of: page) : try Self.changedChats(of: page, index: &index, fingerprintSeed: seed)
             try await session.stage(staged, now: clock())
         }
         progress = Progress(pages: summary.pages, items: summary.items)
@@ -114,7 +115,7 @@ package actor SourcePoller {
             cache = nil
             throw error
         }
-        let observedCount = index.observedCount
+        let observedCount = session.baselineChatCount ?? index.observedCount
         // The index moves into the cache: no copy of its arrays when the cache is updated.
         updateCache(after: poll, applied: applied, index: consume index)
         report(poll, applied: applied, chats: observedCount)
@@ -171,6 +172,18 @@ package actor SourcePoller {
             }
         }
         return reported.map { item in
+            StagedChat(
+                id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
+                raw: page.rawData(of: item), fingerprint: item.fingerprint)
+        }
+    }
+
+    /// The chats of a baseline's `page`: all of them, in page order. A baseline compares
+    /// with nothing (its index is empty, so nothing is recognised either) and its index is
+    /// not cached, so the chats are not observed: the store keeps a chat listed twice once,
+    /// with its later copy, and counts the snapshot (``PollSession/baselineChatCount``).
+    static func baselineChats(of page: ChatPage) -> [StagedChat] {
+        page.items.map { item in
             StagedChat(
                 id: page.id(of: item), accountID: page.accountID(of: item), accountType: page.accountType(of: item),
                 raw: page.rawData(of: item), fingerprint: item.fingerprint)

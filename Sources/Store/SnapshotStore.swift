@@ -33,12 +33,22 @@ package protocol SnapshotStore: Sendable {
     /// Forgets what an earlier poll of `source` had staged and did not apply.
     func discardStaged(source: String) async throws
 
-    /// Starts a baseline: forgets the snapshot of `source`, marks it not yet baselined.
+    /// Starts a baseline: forgets the snapshot of `source`, marks it not yet baselined,
+    /// and deletes whatever an earlier baseline of `source` that was cut short had written.
     func beginBaseline(source: String, filterFingerprint: String) async throws
 
-    /// Writes chats of a baseline in progress straight into the snapshot (not a snapshot
-    /// until ``applyCompletePoll(_:router:)`` marks the baseline done).
-    func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws
+    /// Writes chats of a baseline in progress (not a snapshot until
+    /// ``applyCompletePoll(_:router:)`` marks the baseline done), in listing order, and
+    /// records in `keys` what ``storeBaselineKeys(source:keys:)`` will need of them.
+    /// A store that writes each chat whole (key and body in one row) leaves `keys` as it is.
+    func appendBaselineChats(source: String, chats: [StagedChat], now: Date, keys: inout BaselineKeys) async throws
+
+    /// Writes the keys of a baseline whose chats are all appended, sorted, each chat once
+    /// with its copy listed last (``BaselineKeys/plan()``), and deletes the bodies of the
+    /// copies listed earlier. Called once, just before ``applyCompletePoll(_:router:)``.
+    ///
+    /// - Returns: how many chats the baseline's snapshot holds (each chat once).
+    func storeBaselineKeys(source: String, keys: BaselineKeys) async throws -> Int
 
     /// Sets aside new or changed chats of a poll in progress; nothing a reader sees.
     func stage(source: String, chats: [StagedChat]) async throws
@@ -72,10 +82,10 @@ package struct PollSession: Sendable {
     package let record: SourceRecord?
     /// Whether this poll is the source's baseline (``SnapshotRules/needsBaseline(baselineDone:storedFilters:filters:)``).
     package let isBaseline: Bool
-    /// How many bytes of chats a baseline writes per transaction: large enough that the
-    /// pages of the snapshot's keys are not rewritten many times, small enough to stay out
-    /// of the way of the dispatcher's writes and to keep memory flat.
-    package static let baselineBatchBytes = 16 << 20
+    /// How many bytes of chats a baseline appends per transaction: a few pages' worth, so
+    /// that the last, partly filled page of the bodies is not rewritten at every page of
+    /// the API, and memory stays flat (only the keys are held until the end).
+    package static let baselineBatchBytes = 1 << 20
     /// How many bytes of new or changed chats a poll holds before it sets them aside in
     /// the store: a usual poll stages once, in one transaction, when it commits (instead
     /// of a transaction for every page that had a change); a poll in which much changed
@@ -86,6 +96,10 @@ package struct PollSession: Sendable {
     private let stagingLimit: Int
     private var pending: [StagedChat] = []
     private var pendingBytes = 0
+    /// A baseline's keys so far: written once, sorted, when it commits.
+    private var baselineKeys = BaselineKeys()
+    /// After a baseline commits: how many chats its snapshot holds (each chat once).
+    package private(set) var baselineChatCount: Int?
 
     private init(
         store: any SnapshotStore, source: String, filterFingerprint: String, record: SourceRecord?, stagingLimit: Int
@@ -128,9 +142,10 @@ package struct PollSession: Sendable {
         isBaseline ? SnapshotIndex() : try await store.loadSnapshotIndex(source: source)
     }
 
-    /// Sets aside the new or changed chats of one page, in batches: a baseline's go
-    /// straight into the snapshot, in few large transactions; a later poll's into the
-    /// store's staging, most often all at once when the poll commits.
+    /// Sets aside the new or changed chats of one page, in batches: a baseline's bodies go
+    /// straight into the snapshot, a few pages per transaction, and their keys are held
+    /// until the poll commits; a later poll's chats go into the store's staging, most often
+    /// all at once when the poll commits.
     package mutating func stage(_ chats: [StagedChat], now: Date) async throws {
         guard !chats.isEmpty else { return }
         for position in chats.indices { pendingBytes += chats[position].raw.count }
@@ -143,9 +158,7 @@ package struct PollSession: Sendable {
     private mutating func flush(now: Date) async throws {
         guard !pending.isEmpty else { return }
         if isBaseline {
-            // Every commit rewrites the pages of the keys it touched, and a baseline's
-            // ids arrive in random order: few large transactions.
-            try await store.storeBaselineChats(source: source, chats: pending, now: now)
+            try await store.appendBaselineChats(source: source, chats: pending, now: now, keys: &baselineKeys)
         } else {
             try await store.stage(source: source, chats: pending)
         }
@@ -153,9 +166,16 @@ package struct PollSession: Sendable {
         pendingBytes = 0
     }
 
-    /// Applies the complete poll in one transaction.
+    /// Applies the complete poll in one transaction; a baseline's keys are written just
+    /// before it (until that transaction marks the baseline done, a baseline cut short is
+    /// started again from nothing).
     package mutating func commit(_ poll: CompletedPoll, router: @escaping EventRouter) async throws -> PollApplication {
         try await flush(now: poll.finishedAt)
+        if isBaseline {
+            let keys = baselineKeys
+            baselineKeys = BaselineKeys()
+            baselineChatCount = try await store.storeBaselineKeys(source: source, keys: keys)
+        }
         return try await store.applyCompletePoll(poll, router: router)
     }
 

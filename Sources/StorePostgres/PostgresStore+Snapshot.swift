@@ -128,7 +128,12 @@ extension PostgresStore {
     /// protocol's 65,535).
     static let rowsPerStatement = 1000
 
-    package func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws {
+    /// Writes chats of a baseline in progress whole: PostgreSQL keeps a chat's key and body
+    /// in one row of `chats`, so nothing is left for ``storeBaselineKeys(source:keys:)`` and
+    /// `keys` stays as it is. A chat listed again replaces its earlier row.
+    package func appendBaselineChats(
+        source: String, chats: [StagedChat], now: Date, keys: inout BaselineKeys
+    ) async throws {
         guard !chats.isEmpty else { return }
         try await transaction { [self] connection in
             try await fence(source: source, on: connection)
@@ -155,6 +160,14 @@ extension PostgresStore {
                     """
                 try await connection.run(query, logger: logger)
             }
+        }
+    }
+
+    /// Nothing left to write (``appendBaselineChats(source:chats:now:keys:)`` wrote each
+    /// chat's key with its body): counts the baseline's chats.
+    package func storeBaselineKeys(source: String, keys: BaselineKeys) async throws -> Int {
+        try await withConnection { [self] connection in
+            Int(try await connection.integer("SELECT count(*) FROM chats WHERE source = \(source)", logger: logger) ?? 0)
         }
     }
 

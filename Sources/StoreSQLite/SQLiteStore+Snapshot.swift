@@ -135,35 +135,44 @@ extension SQLiteStore {
     /// baselined, in one transaction.
     ///
     /// A baseline reports no chat changes, so its chats can go straight into the
-    /// snapshot tables batch by batch (``storeBaselineChats(source:chats:now:)``) instead
-    /// of through the staging table: until ``applyCompletePoll(_:router:)`` marks the
-    /// baseline done, nothing treats those rows as a snapshot, and a failed baseline is
-    /// simply started again (each batch's keys and bodies commit together, and this
-    /// deletes both). This halves what a first poll of a large workspace writes.
+    /// snapshot tables instead of through the staging table: the bodies a few pages at a
+    /// time (``appendBaselineChats(source:chats:now:keys:)``), the keys once at the end
+    /// (``storeBaselineKeys(source:keys:)``). Until ``applyCompletePoll(_:router:)`` marks
+    /// the baseline done, nothing treats those rows as a snapshot, and a baseline cut short
+    /// is simply started again: this deletes its keys and every body of `source`, those no
+    /// key points at too (a baseline killed before its keys were written leaves only
+    /// bodies). This halves what a first poll of a large workspace writes.
     package func beginBaseline(source: String, filterFingerprint: String) async throws {
         try await pool.write { db in
-            var record = try Self.fetchSourceRecord(db, source)
-                ?? SourceRecord(name: source, filterFingerprint: filterFingerprint)
+            let stored = try Self.fetchSourceRecord(db, source)
+            var record = stored ?? SourceRecord(name: source, filterFingerprint: filterFingerprint)
             record.baselineDone = false
             record.filterFingerprint = filterFingerprint
             record.suspiciousStreak = 0
             try Self.saveSourceRecord(db, record)
-            try db.execute(sql: """
-                DELETE FROM chat_bodies WHERE id IN (SELECT body_id FROM chats WHERE source = ?);
-                DELETE FROM chats WHERE source = ?;
-                """, arguments: [source, source])
+            if stored?.baselineDone == false {
+                // A baseline of this source started before and never finished: its bodies
+                // may have no key. `chat_bodies` has no index by source (a baseline appends
+                // to it, a poll reaches a body through its key), so this reads the table once.
+                try db.execute(sql: "DELETE FROM chat_bodies WHERE source = ?", arguments: [source])
+            } else {
+                try db.execute(sql: """
+                    DELETE FROM chat_bodies WHERE id IN (SELECT body_id FROM chats WHERE source = ?)
+                    """, arguments: [source])
+            }
+            try db.execute(sql: "DELETE FROM chats WHERE source = ?", arguments: [source])
         }
     }
 
-    /// Writes chats of a baseline in progress (see ``beginBaseline(source:filterFingerprint:)``);
-    /// a chat listed twice keeps its later copy.
-    ///
-    /// The bodies are appended in listing order; the keys go in sorted by chat id, so that
-    /// each page of `chats` is written once per batch instead of once per chat that lands
-    /// on it (the ids arrive in random order).
-    package func storeBaselineChats(source: String, chats: [StagedChat], now: Date) async throws {
+    /// Appends the bodies of chats of a baseline in progress (see
+    /// ``beginBaseline(source:filterFingerprint:)``), in listing order, and records each
+    /// one's id, fingerprint and body in `keys`. A chat listed twice has two bodies until
+    /// ``storeBaselineKeys(source:keys:)`` keeps the later one.
+    package func appendBaselineChats(
+        source: String, chats: [StagedChat], now: Date, keys: inout BaselineKeys
+    ) async throws {
         guard !chats.isEmpty else { return }
-        try await pool.write { db in
+        let bodyIDs = try await pool.write { db in
             let insertBody = try db.cachedStatement(sql: """
                 INSERT INTO chat_bodies (source, chat_id, account_id, account_type, raw, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?)
@@ -182,65 +191,38 @@ extension SQLiteStore {
                 try insertBody.runOnce(db)
                 bodyIDs.append(db.lastInsertedRowID)
             }
+            return bodyIDs
+        }
+        for position in chats.indices {
+            keys.append(id: chats[position].id, fingerprint: chats[position].fingerprint, bodyID: bodyIDs[position])
+        }
+    }
+
+    /// Writes the keys of a baseline whose bodies are all appended, in one transaction:
+    /// sorted by id, so that they append to `chats` and each of its pages is written once
+    /// (the ids arrive in random order); each chat once, pointing at its copy listed last,
+    /// the earlier copies' bodies deleted.
+    package func storeBaselineKeys(source: String, keys: BaselineKeys) async throws -> Int {
+        let plan = keys.plan()
+        guard !plan.keys.isEmpty else { return 0 }
+        try await pool.write { db in
             let insertKey = try db.cachedStatement(sql: """
                 INSERT INTO chats (source, chat_id, fingerprint, missing, body_id) VALUES (?, ?, ?, 0, ?)
-                ON CONFLICT (source, chat_id) DO NOTHING
                 """)
-            for position in Self.keyOrder(chats) {
+            try keys.forEachKey(of: plan) { id, fingerprint, bodyID in
                 insertKey.bind(source, at: 1)
-                insertKey.bind(chats[position].id, at: 2)
-                insertKey.bind(Int64(bitPattern: chats[position].fingerprint), at: 3)
-                insertKey.bind(bodyIDs[position], at: 4)
+                insertKey.bind(utf8: id, at: 2)
+                insertKey.bind(Int64(bitPattern: fingerprint), at: 3)
+                insertKey.bind(bodyID, at: 4)
                 try insertKey.runOnce(db)
-                if db.changesCount == 0 {
-                    // Listed earlier in this baseline too: the later copy replaces it.
-                    try Self.replaceBody(
-                        db, source: source, chatID: chats[position].id, fingerprint: chats[position].fingerprint,
-                        bodyID: bodyIDs[position])
-                }
+            }
+            let deleteBody = try db.cachedStatement(sql: "DELETE FROM chat_bodies WHERE id = ?")
+            for bodyID in plan.supersededBodies {
+                deleteBody.bind(bodyID, at: 1)
+                try deleteBody.runOnce(db)
             }
         }
-    }
-
-    /// The positions of `chats` in an order that clusters equal ids, and that keeps a chat
-    /// listed twice in listing order (its later copy then replaces the earlier one).
-    ///
-    /// Inserted in this order, the keys walk the pages of `chats` once per batch instead of
-    /// landing on a random page each (ids arrive in random order). Any total order of the
-    /// ids would do: it compares the first eight bytes as one integer, and whole ids only
-    /// when those are equal.
-    static func keyOrder(_ chats: [StagedChat]) -> [Int] {
-        var order: [(prefix: UInt64, position: Int)] = chats.indices.map { position in
-            // (A string without contiguous UTF-8 gets 0: the whole ids decide.)
-            let prefix = chats[position].id.utf8.withContiguousStorageIfAvailable { bytes -> UInt64 in
-                var value: UInt64 = 0
-                for index in 0..<8 { value = value << 8 | UInt64(index < bytes.count ? bytes[index] : 0) }
-                return value
-            } ?? 0
-            return (prefix, position)
-        }
-        order.sort { a, b in
-            if a.prefix != b.prefix { return a.prefix < b.prefix }
-            let idA = chats[a.position].id, idB = chats[b.position].id
-            return idA == idB ? a.position < b.position : idA < idB
-        }
-        return order.map(\.position)
-    }
-
-    /// Points the stored chat `chatID` at the body `bodyID` (written just before) and
-    /// deletes its earlier body.
-    private static func replaceBody(
-        _ db: Database, source: String, chatID: String, fingerprint: UInt64, bodyID: Int64
-    ) throws {
-        let old = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT body_id FROM chats WHERE source = ? AND chat_id = ?"),
-            arguments: [source, chatID])
-        if let old {
-            try db.cachedStatement(sql: "DELETE FROM chat_bodies WHERE id = ?").execute(arguments: [old])
-        }
-        try db.cachedStatement(sql: """
-            UPDATE chats SET fingerprint = ?, missing = 0, body_id = ? WHERE source = ? AND chat_id = ?
-            """).execute(arguments: [Int64(bitPattern: fingerprint), bodyID, source, chatID])
+        return plan.keys.count
     }
 
     static func createStagingTable(_ db: Database) throws {
@@ -280,7 +262,7 @@ extension SQLiteStore {
             record.accountError = account.outstanding
 
             if poll.isBaseline {
-                // The chats are in place already (storeBaselineChats); with `baseline: emit`
+                // The chats are in place already (appendBaselineChats, storeBaselineKeys); with `baseline: emit`
                 // each becomes a chat.added, in the order the API listed them.
                 if poll.emitBaseline {
                     let rows = try Row.fetchCursor(db, sql: """

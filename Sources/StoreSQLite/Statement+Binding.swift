@@ -46,6 +46,13 @@ extension Statement {
         }
     }
 
+    /// Binds UTF-8 `bytes` as text, copied before this returns (an id read in place).
+    func bind(utf8 bytes: UnsafeRawBufferPointer, at index: Int32) {
+        _ = sqlite3_bind_text(
+            sqliteStatement, index, (bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1))?.assumingMemoryBound(to: CChar.self),
+            Int32(bytes.count), Self.transient)
+    }
+
     func bind(_ bytes: Data, at index: Int32) {
         bytes.withUnsafeBytes { buffer in
             // A zero-length blob is still a blob, not NULL: SQLite needs a non-nil pointer.

@@ -127,6 +127,7 @@ func benchmarkPoll(chats total: Int) async throws {
     try await store.beginBaseline(source: "bench", filterFingerprint: "")
     let start = DispatchTime.now().uptimeNanoseconds
     let startCPU = processCPUSeconds()
+    var baselineKeys = BaselineKeys()
     for (page, scan) in zip(pages, scanned) {
         let staged = scan.items.map { item in
             StagedChat(
@@ -134,8 +135,9 @@ func benchmarkPoll(chats total: Int) async throws {
                 accountType: item.accountType?.text(in: page),
                 raw: Data(page[item.range]), fingerprint: item.fingerprint)
         }
-        try await store.storeBaselineChats(source: "bench", chats: staged, now: Date())
+        try await store.appendBaselineChats(source: "bench", chats: staged, now: Date(), keys: &baselineKeys)
     }
+    _ = try await store.storeBaselineKeys(source: "bench", keys: baselineKeys)
     let baselineDone = CompletedPoll(
         source: "bench", filterFingerprint: "", isBaseline: true, emitBaseline: false, startedAt: Date(),
         finishedAt: Date(), pages: pages.count, items: total, reappeared: [],

@@ -49,6 +49,42 @@ struct StoreConformanceTests {
         #expect(try await driver.events().map { $0["type"] } == [.string("chat.added"), .string("chat.added")])
     }
 
+    /// A baseline staged page by page, with a chat listed on both pages: the snapshot and
+    /// the chat.added events have each chat once, with its later copy, and the others in
+    /// listing order; the session counts the chats.
+    @Test(arguments: StoreKind.all) func aBaselineOfSeveralPagesKeepsTheLaterCopyOfAChatListedTwice(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        let store = try await kind.open(dir.path)
+        var driver = PollDriver(store: store, source: "main")
+        driver.emitBaseline = true
+        func staged(_ id: String, unread: Int) throws -> StagedChat {
+            let text = driver.chat(id, #""unread_count":\#(unread)"#)
+            return StagedChat(
+                id: id, accountID: "acc", accountType: "LINKEDIN", raw: Data(text.utf8),
+                fingerprint: ChatFingerprint.fingerprint(of: Array(text.utf8), seed: store.fingerprintSeed))
+        }
+        var session = try await PollSession.begin(store: store, source: "main", filterFingerprint: driver.fingerprint)
+        #expect(session.isBaseline)
+        try await session.stage([staged("a", unread: 0), staged("b", unread: 1)], now: Date())
+        try await session.stage([staged("c", unread: 0), staged("b", unread: 2), staged("d", unread: 0)], now: Date())
+        let applied = try await session.commit(
+            CompletedPoll(
+                source: "main", filterFingerprint: driver.fingerprint, isBaseline: true, emitBaseline: true,
+                startedAt: Date(), finishedAt: Date(), pages: 2, items: 5, reappeared: [],
+                absences: SnapshotRules.planAbsences(knownCount: 0, absent: [], suspiciousStreak: 0)),
+            router: { _ in [] })
+        #expect(session.baselineChatCount == 4)
+        #expect(applied.eventCount == 4)
+        let added = try await driver.events().map { $0["chat"]!["id"]!.stringValue! + "=" + $0["chat"]!["unread_count"]!.compactString }
+        #expect(added.filter { !$0.hasPrefix("b=") } == ["a=0", "c=0", "d=0"], "in listing order")
+        #expect(added.filter { $0.hasPrefix("b=") } == ["b=2"], "the later copy, once")
+        let snapshot = try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! + "=" + $0.chat["unread_count"]!.compactString }
+        #expect(Set(snapshot) == ["a=0", "b=2", "c=0", "d=0"] && snapshot.count == 4)
+        let index = try await store.loadSnapshotIndex(source: "main")
+        #expect(index.count == 4)
+        #expect(index["b"]?.fingerprint == (try staged("b", unread: 2)).fingerprint)
+    }
+
     @Test(arguments: StoreKind.all) func removalOnlyAfterTwoCompleteMisses(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         let store = try await kind.open(dir.path)

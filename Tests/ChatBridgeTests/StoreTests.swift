@@ -139,21 +139,17 @@ struct SQLiteStoreTests {
         let dir = TemporaryDirectory()
         let store = try SQLiteStore(path: dir.file("chatbridge.sqlite"))
         let filters = #"{"account_ids":[],"account_type":null,"unread":null}"#
-        func staged(_ id: String, _ unread: Int) -> StagedChat {
-            let text = #"{"object":"Chat","id":"\#(id)","unread_count":\#(unread)}"#
-            return StagedChat(id: id, accountID: nil, accountType: nil, raw: Data(text.utf8), fingerprint: UInt64(unread))
-        }
         try await store.beginBaseline(source: "main", filterFingerprint: filters)
+        var keys = BaselineKeys()
         // Twice within one batch, and again in a later batch.
-        try await store.storeBaselineChats(source: "main", chats: [staged("b", 1), staged("a", 1), staged("b", 2)], now: Date())
-        try await store.storeBaselineChats(source: "main", chats: [staged("c", 1), staged("a", 2)], now: Date())
-        _ = try await store.applyCompletePoll(
-            CompletedPoll(
-                source: "main", filterFingerprint: filters, isBaseline: true, emitBaseline: false, startedAt: Date(),
-                finishedAt: Date(), pages: 2, items: 5, reappeared: [], absences: .init(removals: [], stillMissing: [], suspicious: false, suspiciousStreak: 0)),
-            router: { _ in [] })
+        try await store.appendBaselineChats(
+            source: "main", chats: [bareChat("b", 1), bareChat("a", 1), bareChat("b", 2)], now: Date(), keys: &keys)
+        try await store.appendBaselineChats(source: "main", chats: [bareChat("c", 1), bareChat("a", 2)], now: Date(), keys: &keys)
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 0, bodies: 5), "bodies first, keys at the end")
+        #expect(try await store.storeBaselineKeys(source: "main", keys: keys) == 3, "three chats")
+        _ = try await store.applyCompletePoll(baselineDone(filters, items: 5), router: { _ in [] })
         let unread = try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! + "=" + $0.chat["unread_count"]!.compactString }
-        #expect(Set(unread) == ["a=2", "b=2", "c=1"], "the later copy of each")
+        #expect(unread == ["b=2", "c=1", "a=2"], "the later copy of each, in the place it was listed last")
         #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 3, bodies: 3), "no body left behind")
         let index = try await store.loadSnapshotIndex(source: "main")
         #expect(index["a"]?.fingerprint == 2 && index["b"]?.fingerprint == 2 && index["c"]?.fingerprint == 1)
@@ -167,10 +163,11 @@ struct SQLiteStoreTests {
         // A new baseline (other filters) that stops after one batch, as a killed process would.
         let interrupted = try SQLiteStore(path: path)
         try await interrupted.beginBaseline(source: "main", filterFingerprint: "other filters")
-        try await interrupted.storeBaselineChats(
+        var keys = BaselineKeys()
+        try await interrupted.appendBaselineChats(
             source: "main",
             chats: [StagedChat(id: "half", accountID: nil, accountType: nil, raw: Data(driver.chat("half").utf8), fingerprint: 7)],
-            now: Date())
+            now: Date(), keys: &keys)
 
         let store = try SQLiteStore(path: path)
         var again = PollDriver(store: store, source: "main")
@@ -179,6 +176,63 @@ struct SQLiteStoreTests {
         #expect(applied.eventCount == 0, "still a silent baseline")
         #expect(try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! } == ["new"])
         #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 1, bodies: 1), "nothing of the cut-short baseline")
+    }
+
+    /// A first baseline killed after some pages leaves bodies that no key points at; the
+    /// baseline that starts again deletes them (and only them: another source keeps its
+    /// snapshot), whether it was killed before its keys were written or after.
+    @Test(arguments: [false, true]) func aFirstBaselineKilledAfterSomePagesLeavesNoOrphanBodies(keysWritten: Bool) async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("chatbridge.sqlite")
+        let other = PollDriver(store: try SQLiteStore(path: path), source: "other")
+        try await other.poll([other.chat("kept1"), other.chat("kept2")])
+        let filters = PollDriver(store: try SQLiteStore(path: path), source: "main").fingerprint
+
+        let killed = try SQLiteStore(path: path)
+        try await killed.beginBaseline(source: "main", filterFingerprint: filters)
+        var keys = BaselineKeys()
+        try await killed.appendBaselineChats(source: "main", chats: [bareChat("a", 1), bareChat("b", 1)], now: Date(), keys: &keys)
+        try await killed.appendBaselineChats(source: "main", chats: [bareChat("c", 1), bareChat("a", 2)], now: Date(), keys: &keys)
+        if keysWritten { _ = try await killed.storeBaselineKeys(source: "main", keys: keys) }
+        #expect(try await killed.sourceRecord("main")?.baselineDone == false)
+        #expect(try await killed.snapshotChats(source: "main").isEmpty, "a baseline in progress is not a snapshot")
+
+        let store = try SQLiteStore(path: path)
+        let again = PollDriver(store: store, source: "main")
+        let applied = try await again.poll([again.chat("b"), again.chat("d")])
+        #expect(applied.eventCount == 0, "still a silent baseline")
+        #expect(try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! } == ["b", "d"])
+        #expect(try await store.snapshotChats(source: "other").map { $0.chat["id"]!.stringValue! } == ["kept1", "kept2"])
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 4, bodies: 4), "no orphan body")
+        let orphans = try await store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM chat_bodies WHERE id NOT IN (SELECT body_id FROM chats)")
+        }
+        #expect(orphans == 0)
+        let index = try await store.loadSnapshotIndex(source: "main")
+        #expect(index.count == 2 && index["a"] == nil && index["b"] != nil && index["d"] != nil)
+    }
+
+    /// A baseline whose listing failed part-way (recorded as a failed poll) is started
+    /// again by the next poll, which leaves none of the failed one's bodies.
+    @Test func aBaselineThatFailedPartWayLeavesNoBodiesAfterTheNextPoll() async throws {
+        let dir = TemporaryDirectory()
+        let store = try SQLiteStore(path: dir.file("chatbridge.sqlite"))
+        let driver = PollDriver(store: store, source: "main")
+        var session = try await PollSession.begin(store: store, source: "main", filterFingerprint: driver.fingerprint)
+        #expect(session.isBaseline)
+        // More than a batch: the bodies are appended before the listing fails.
+        let page = (0..<40).map { bareChat("chat\($0)", 1, padding: PollSession.baselineBatchBytes / 30) }
+        try await session.stage(page, now: Date())
+        #expect(try await store.snapshotRowCounts().bodies > 0, "the bodies went in before the failure")
+        _ = try await session.fail(
+            FailedPoll(
+                source: "main", filterFingerprint: driver.fingerprint, startedAt: Date(), finishedAt: Date(), pages: 1,
+                items: 40, error: "HTTP 502"),
+            router: { _ in [] })
+
+        try await driver.poll([driver.chat("x"), driver.chat("y")])
+        #expect(try await store.snapshotChats(source: "main").map { $0.chat["id"]!.stringValue! } == ["x", "y"])
+        #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 2, bodies: 2))
     }
 
     @Test func aNewStoreIsPrivateToItsUser() throws {
@@ -240,6 +294,22 @@ struct SQLiteStoreTests {
         #expect(SQLiteStore.problem(path: "state/new/deeper/chatbridge.sqlite", probe: writable) == nil,
                 "missing folders are made")
     }
+}
+
+/// A chat of a baseline, `{"object":"Chat","id":…,"unread_count":…}` (and `padding` bytes
+/// of name), fingerprinted by its unread count.
+func bareChat(_ id: String, _ unread: Int, padding: Int = 0) -> StagedChat {
+    let name = padding > 0 ? #","name":""# + String(repeating: "x", count: padding) + #"""# : ""
+    let text = #"{"object":"Chat","id":"\#(id)","unread_count":\#(unread)\#(name)}"#
+    return StagedChat(id: id, accountID: nil, accountType: nil, raw: Data(text.utf8), fingerprint: UInt64(unread))
+}
+
+/// The completion of a silent baseline of source `main` listing `items` chats.
+func baselineDone(_ filters: String, items: Int) -> CompletedPoll {
+    CompletedPoll(
+        source: "main", filterFingerprint: filters, isBaseline: true, emitBaseline: false, startedAt: Date(),
+        finishedAt: Date(), pages: 2, items: items, reappeared: [],
+        absences: .init(removals: [], stillMissing: [], suspicious: false, suspiciousStreak: 0))
 }
 
 /// How many rows the two snapshot tables of an SQLite store hold.
