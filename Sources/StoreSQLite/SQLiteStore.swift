@@ -25,6 +25,14 @@ package final class SQLiteStore: Sendable {
     private let eventIDs = Mutex(EventIDGenerator())
     /// The page cache of each reading connection, in KiB.
     static let readerCacheKiB = 256
+    /// The page cache of the writing connection, in KiB (SQLite's default is 2 MB).
+    ///
+    /// The writer appends (a baseline's bodies, events, deliveries) or updates a few pages
+    /// per changed chat scattered over the snapshot: pages it rarely reads again before
+    /// they leave a cache of any size that fits the memory target. Measured at 100k chats:
+    /// a baseline's peak RSS 50.1 → 48.3 MB, a 1%-changed poll's 52.3 → 51.2 MB, CPU
+    /// unchanged within the noise.
+    static let writerCacheKiB = 512
 
     /// Opens (creating it and its folder when missing) and migrates the database.
     ///
@@ -48,6 +56,7 @@ package final class SQLiteStore: Sendable {
         configuration.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
             } else {
                 // Readers mostly read a table once through (the snapshot's index at the
                 // start of a run, a command's listing): a page cache of SQLite's default
