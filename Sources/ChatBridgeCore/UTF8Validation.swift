@@ -32,9 +32,10 @@ package enum UTF8Validation {
     }
 
     /// The length of the well-formed sequence whose lead byte (at least 0x80) is at
-    /// `index`, or `nil` when it is not one (the table of RFC 3629, section 4).
-    @inline(__always)
-    static func sequenceLength(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int? {
+    /// `index`, or `nil` when it is not one (the table of RFC 3629, section 4). The page
+    /// scanner checks its strings' multi-byte characters with it too.
+    @inlinable
+    package static func sequenceLength(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Int? {
         let continuationCount: Int
         var secondRange: ClosedRange<UInt8> = 0x80...0xBF
         switch bytes[index] {

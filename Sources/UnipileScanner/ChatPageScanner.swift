@@ -754,7 +754,7 @@ private struct PageScanner {
                 throw syntaxError("control character in a string")
             } else if byte >= 0x80 {
                 index = position
-                try skipUTF8Sequence(lead: byte)
+                try skipUTF8Sequence()
                 position = index
             } else {
                 position += 1
@@ -808,28 +808,9 @@ private struct PageScanner {
     }
 
     /// Validates the UTF-8 sequence whose lead byte (at least 0x80) is at `index`.
-    mutating func skipUTF8Sequence(lead: UInt8) throws(ChatPageScanError) {
-        let continuationCount: Int
-        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
-        switch lead {
-        case 0xC2...0xDF: continuationCount = 1
-        case 0xE0: continuationCount = 2; secondRange = 0xA0...0xBF
-        case 0xE1...0xEC, 0xEE...0xEF: continuationCount = 2
-        case 0xED: continuationCount = 2; secondRange = 0x80...0x9F
-        case 0xF0: continuationCount = 3; secondRange = 0x90...0xBF
-        case 0xF1...0xF3: continuationCount = 3
-        case 0xF4: continuationCount = 3; secondRange = 0x80...0x8F
-        default: throw syntaxError("invalid UTF-8")
-        }
-        guard index + continuationCount < end, secondRange.contains(bytes[index + 1]) else {
-            throw syntaxError("invalid UTF-8")
-        }
-        var offset = 2
-        while offset <= continuationCount {
-            guard (0x80...0xBF).contains(bytes[index + offset]) else { throw syntaxError("invalid UTF-8") }
-            offset += 1
-        }
-        index += continuationCount + 1
+    mutating func skipUTF8Sequence() throws(ChatPageScanError) {
+        guard let length = UTF8Validation.sequenceLength(bytes, at: index) else { throw syntaxError("invalid UTF-8") }
+        index += length
     }
 
     static func hexValue(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32? {
