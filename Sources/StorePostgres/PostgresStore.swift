@@ -208,7 +208,7 @@ package final class PostgresStore: Sendable {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let logger = logger
-        return try await withConnection { [self] connection in
+        return try await withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
                 let result = try await body(connection)
@@ -224,7 +224,7 @@ package final class PostgresStore: Sendable {
     /// Runs a statement on a pooled connection and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         let logger = logger
-        return try await withConnection { [self] connection in
+        return try await withConnection { connection in
             try await connection.query(query, logger: logger).collect()
         }
     }

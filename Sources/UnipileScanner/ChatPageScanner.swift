@@ -213,8 +213,11 @@ package enum ChatPageScanner {
     /// `CJSONStructure`). A quarter of the time of following each byte, on chats. On a
     /// processor without a vector path (neither x86-64 nor ARM64), each byte is followed.
     package static func objectEnd(in body: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        CHATBRIDGE_JSON_VECTOR_MASKS != 0
-            ? objectEnd(in: body, from: start, masks: .vector) : objectEndByteByByte(in: body, from: start)
+        #if arch(x86_64) || arch(arm64)
+        objectEnd(in: body, from: start, masks: .vector)
+        #else
+        objectEndByteByByte(in: body, from: start)
+        #endif
     }
 
     /// How ``objectEnd(in:from:masks:)`` makes the masks of a 64-byte block.

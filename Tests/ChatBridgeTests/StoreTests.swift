@@ -18,7 +18,7 @@ struct SQLiteStoreTests {
     @Test func unreadableStorePathIsAClearError() throws {
         let dir = TemporaryDirectory()
         let blocker = dir.file("file")
-        FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
         #expect {
             try SQLiteStore(path: blocker + "/sub/chatbridge.sqlite")
         } throws: { error in
