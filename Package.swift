@@ -69,8 +69,6 @@ let package = Package(
         // RE2, the linear-time regular expressions that define CEL's `matches`, behind a
         // small C interface (needs Debian's libre2-dev to build, libre2 to run).
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
-        // The Swift runtime's global-executor hook, found at link time (see main.swift).
-        .target(name: "CSwiftConcurrency"),
         // Where a JSON value ends, found 64 bytes at a time with vector instructions (SSE2 on
         // x86-64, NEON on ARM64): the first step of recognising an unchanged chat by its bytes.
         .target(name: "CJSONStructure"),
@@ -189,7 +187,7 @@ let package = Package(
             name: "chatbridge",
             dependencies: [
                 "ChatBridgeCore", "ChatBridgeConfig", "Unipile", "Detect", "Formats", "Rules", "Store",
-                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL", "CSwiftConcurrency",
+                "StoreSQLite", "StorePostgres", "Delivery", "Runtime", "UnipileSimulator", "CEL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

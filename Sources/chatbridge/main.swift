@@ -4,13 +4,11 @@ import ChatBridgeCore
 // 100,000 chats peaked at 104 MB with glibc's arena per thread, 78 MB with one.
 CLibrary.useOneMallocArena()
 
-// Swift concurrency runs its tasks on the event loops of NIO's shared group instead of a
-// pool of its own. A poll reads each page on an event loop and then scans it in a task;
-// with one set of threads, handing the page over no longer wakes a second thread (an
-// unchanged poll of 100,000 chats made 885 futex and 1,774 epoll_wait calls, now 39 and
-// 419). This must happen on the main thread before any task starts, which is why the
-// command is started from here and not from an `@main` type. Nothing in chatbridge
-// blocks a thread inside a task: SQLite work runs on GRDB's queues, stdout lines are
-// written on a queue of their own, child processes are waited for on threads of their own.
-EventLoopExecutor.install()
+// Tasks run on Swift concurrency's default pool. Making NIO's event loops the executor
+// saved 14-17% of a poll's CPU, but it can deadlock: swift-async-algorithms 1.1.4's
+// `merge` (inside swift-service-lifecycle's ServiceGroup) holds a lock across a suspension
+// point (apple/swift-async-algorithms#430), and the job that would release it was queued
+// on the very event loop that a cancellation handler then blocked waiting for that lock.
+// A daemon whose http.listen port was taken hung at start about once in 40 tries under
+// load; on the default pool another thread runs that job. docs/architecture.md, "Threads".
 await ChatBridgeCommand.parseAndRun()
