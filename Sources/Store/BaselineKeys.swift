@@ -41,9 +41,12 @@ package struct BaselineKeys: Sendable {
 
     /// Calls `body` with the UTF-8 bytes of the id at `position` (valid only inside `body`).
     package func withID<Result>(at position: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        let start = position == 0 ? 0 : Int(idEnds[position - 1])
-        let end = Int(idEnds[position])
-        return try idBytes.withUnsafeBytes { bytes in try body(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
+        try idBytes.withUnsafeBytes { bytes in try body(UnsafeRawBufferPointer(rebasing: bytes[idRange(at: position)])) }
+    }
+
+    /// Where the id at `position` lies in ``idBytes``.
+    private func idRange(at position: Int) -> Range<Int> {
+        (position == 0 ? 0 : Int(idEnds[position - 1]))..<Int(idEnds[position])
     }
 
     /// What a store writes when every page of the baseline is in.
@@ -63,34 +66,31 @@ package struct BaselineKeys: Sendable {
     package func plan() -> Plan {
         precondition(count <= UInt32.max, "a baseline of more than 4 billion chats")
         return idBytes.withUnsafeBytes { bytes in
-            idEnds.withUnsafeBufferPointer { ends in
-                func id(_ position: UInt32) -> UnsafeRawBufferPointer {
-                    let start = position == 0 ? 0 : Int(ends[Int(position) - 1])
-                    return UnsafeRawBufferPointer(rebasing: bytes[start..<Int(ends[Int(position)])])
-                }
-                var order = [UInt32](0..<UInt32(count))
-                order.sort { a, b in
-                    switch Self.compare(id(a), id(b)) {
-                    case 0: return a < b
-                    case let sign: return sign < 0
-                    }
-                }
-                // Equal ids are adjacent, in listing order: all but the last are superseded.
-                // The kept positions move to the front of `order` (never past where they are read).
-                var supersededBodies: [Int64] = []
-                var kept = 0
-                for rank in order.indices {
-                    let position = order[rank]
-                    if rank + 1 < order.count, Self.compare(id(position), id(order[rank + 1])) == 0 {
-                        supersededBodies.append(bodyIDs[Int(position)])
-                    } else {
-                        order[kept] = position
-                        kept += 1
-                    }
-                }
-                order.removeLast(order.count - kept)
-                return Plan(keys: order, supersededBodies: supersededBodies)
+            func id(_ position: UInt32) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: bytes[idRange(at: Int(position))])
             }
+            var order = [UInt32](0..<UInt32(count))
+            order.sort { a, b in
+                switch Self.compare(id(a), id(b)) {
+                case 0: return a < b
+                case let sign: return sign < 0
+                }
+            }
+            // Equal ids are adjacent, in listing order: all but the last are superseded.
+            // The kept positions move to the front of `order` (never past where they are read).
+            var supersededBodies: [Int64] = []
+            var kept = 0
+            for rank in order.indices {
+                let position = order[rank]
+                if rank + 1 < order.count, Self.compare(id(position), id(order[rank + 1])) == 0 {
+                    supersededBodies.append(bodyIDs[Int(position)])
+                } else {
+                    order[kept] = position
+                    kept += 1
+                }
+            }
+            order.removeLast(order.count - kept)
+            return Plan(keys: order, supersededBodies: supersededBodies)
         }
     }
 
@@ -100,11 +100,9 @@ package struct BaselineKeys: Sendable {
         of plan: Plan, _ body: (_ id: UnsafeRawBufferPointer, _ fingerprint: UInt64, _ bodyID: Int64) throws -> Void
     ) rethrows {
         try idBytes.withUnsafeBytes { bytes in
-            for position in plan.keys {
-                let start = position == 0 ? 0 : Int(idEnds[Int(position) - 1])
+            for position in plan.keys.lazy.map(Int.init) {
                 try body(
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<Int(idEnds[Int(position)])]),
-                    fingerprints[Int(position)], bodyIDs[Int(position)])
+                    UnsafeRawBufferPointer(rebasing: bytes[idRange(at: position)]), fingerprints[position], bodyIDs[position])
             }
         }
     }

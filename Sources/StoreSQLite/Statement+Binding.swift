@@ -39,11 +39,7 @@ extension Statement {
 
     /// Binds UTF-8 `bytes` as text (JSON that was just encoded, without a `String` of it).
     func bind(utf8 bytes: [UInt8], at index: Int32) {
-        bytes.withUnsafeBufferPointer { buffer in
-            _ = sqlite3_bind_text(
-                sqliteStatement, index, UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1))?
-                    .assumingMemoryBound(to: CChar.self), Int32(buffer.count), Self.transient)
-        }
+        bytes.withUnsafeBytes { bind(utf8: $0, at: index) }
     }
 
     /// Binds UTF-8 `bytes` as text, copied before this returns (an id read in place).
