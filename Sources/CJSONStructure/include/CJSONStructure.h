@@ -11,14 +11,9 @@ static const ptrdiff_t CHATBRIDGE_JSON_NO_END = -1;
 /// caller follows the bytes one by one instead.
 static const ptrdiff_t CHATBRIDGE_JSON_UNDECIDED = -2;
 
-/// 1 where `chatbridge_json_object_end` makes its masks with vector instructions (SSE2 on
-/// x86-64, NEON on ARM64), 0 where it makes them a byte at a time: slower there than a
-/// loop over each byte, which the caller should use instead.
-#if defined(__x86_64__) || defined(__aarch64__)
-static const int CHATBRIDGE_JSON_VECTOR_MASKS = 1;
-#else
-static const int CHATBRIDGE_JSON_VECTOR_MASKS = 0;
-#endif
+/// `chatbridge_json_object_end` makes its masks with vector instructions on x86-64 (SSE2)
+/// and ARM64 (NEON), a byte at a time elsewhere: slower there than a loop over each byte,
+/// which is why `ChatPageScanner.objectEnd` calls it only on those two (`#if arch`).
 
 /// Where the value that starts at `start` ends, found by following only its strings and
 /// brackets: one past the first `}` or `]` outside strings that brings the bracket depth
