@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import ChatBridgeCore
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 import ChatBridgeConfig
@@ -117,6 +118,12 @@ package final class Bridge: Service, Sendable {
 
     private var current: State { state.withLock { $0 } }
 
+    /// Where a poll's tasks run: one of the HTTP client's event loops, the next in turn,
+    /// so that concurrent polls spread over them (``EventLoopTaskExecutor``).
+    private func pollExecutor() -> EventLoopTaskExecutor {
+        EventLoopTaskExecutor(eventLoop: httpClient.eventLoopGroup.next())
+    }
+
     /// The configuration in force (the last one loaded without errors).
     package var configuration: ChatBridgeConfiguration { state.withLock { $0.configuration } }
 
@@ -145,7 +152,7 @@ package final class Bridge: Service, Sendable {
                     logger.info("source \(name) is polled by another instance", metadata: ["source": "\(name)"])
                     continue
                 }
-                group.addTask { (name, await poller.poll(router: router)) }
+                group.addTask(executorPreference: pollExecutor()) { (name, await poller.poll(router: router)) }
             }
             var outcomes: [String: PollOutcome] = [:]
             for await (name, outcome) in group { outcomes[name] = outcome }
@@ -243,7 +250,7 @@ package final class Bridge: Service, Sendable {
                 continue
             }
             let router = state.withLock { $0.rules }.router(logger: logger)
-            let outcome = await poller.poll(router: router)
+            let outcome = await withTaskExecutorPreference(pollExecutor()) { await poller.poll(router: router) }
             let failures: Int
             switch outcome {
             case .complete(_, let deliveries, _):
