@@ -118,9 +118,9 @@ package final class Bridge: Service, Sendable {
 
     private var current: State { state.withLock { $0 } }
 
-    /// Where a poll's tasks run: one of the HTTP client's event loops, the next in turn,
-    /// so that concurrent polls spread over them (``EventLoopTaskExecutor``).
-    private func pollExecutor() -> EventLoopTaskExecutor {
+    /// Where a poll's or the dispatcher's tasks run: one of the HTTP client's event loops,
+    /// the next in turn, so that concurrent polls spread over them (``EventLoopTaskExecutor``).
+    private func eventLoopExecutor() -> EventLoopTaskExecutor {
         EventLoopTaskExecutor(eventLoop: httpClient.eventLoopGroup.next())
     }
 
@@ -152,14 +152,14 @@ package final class Bridge: Service, Sendable {
                     logger.info("source \(name) is polled by another instance", metadata: ["source": "\(name)"])
                     continue
                 }
-                group.addTask(executorPreference: pollExecutor()) { (name, await poller.poll(router: router)) }
+                group.addTask(executorPreference: eventLoopExecutor()) { (name, await poller.poll(router: router)) }
             }
             var outcomes: [String: PollOutcome] = [:]
             for await (name, outcome) in group { outcomes[name] = outcome }
             return outcomes
         }
         if let leasing { try? await leasing.releaseAll() }
-        try await state.dispatcher.drain(timeout: drainTimeout)
+        _ = try await withTaskExecutorPreference(eventLoopExecutor()) { try await state.dispatcher.drain(timeout: drainTimeout) }
         // From cron there is no background pruning: one pass of the same service per run.
         await RetentionService(store: store, retention: state.configuration.retention, logger: logger).pruneOnce()
         var failed: [String: String] = [:]
@@ -195,7 +195,7 @@ package final class Bridge: Service, Sendable {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let (state, generation) = self.state.withLock { ($0, $0.generation) }
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await state.dispatcher.run() }
+                group.addTask(executorPreference: eventLoopExecutor()) { try await state.dispatcher.run() }
                 group.addTask { [self] in
                     await withTaskGroup(of: Void.self) { sources in
                         for poller in state.pollers.values {
@@ -250,7 +250,7 @@ package final class Bridge: Service, Sendable {
                 continue
             }
             let router = state.withLock { $0.rules }.router(logger: logger)
-            let outcome = await withTaskExecutorPreference(pollExecutor()) { await poller.poll(router: router) }
+            let outcome = await withTaskExecutorPreference(eventLoopExecutor()) { await poller.poll(router: router) }
             let failures: Int
             switch outcome {
             case .complete(_, let deliveries, _):
