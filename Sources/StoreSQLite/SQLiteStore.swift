@@ -23,6 +23,8 @@ package final class SQLiteStore: Sendable {
     /// names cannot predict a fingerprint.
     package let fingerprintSeed: UInt64
     private let eventIDs = Mutex(EventIDGenerator())
+    /// Checkpoints the write-ahead log when the writer is idle rather than inside commits.
+    let checkpoints: DeferredCheckpoints
     /// The page cache of each reading connection, in KiB.
     static let readerCacheKiB = 256
     /// The page cache of the writing connection, in KiB (SQLite's default is 2 MB).
@@ -49,6 +51,8 @@ package final class SQLiteStore: Sendable {
     package init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
         self.path = path
         if !readOnly { try Self.prepareFiles(path: path) }
+        let checkpoints = DeferredCheckpoints()
+        self.checkpoints = checkpoints
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
@@ -57,6 +61,7 @@ package final class SQLiteStore: Sendable {
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
+                checkpoints.install(on: db)
             } else {
                 // Readers mostly read a table once through (the snapshot's index at the
                 // start of a run, a command's listing): a page cache of SQLite's default
@@ -80,6 +85,7 @@ package final class SQLiteStore: Sendable {
                 pool = try DatabasePool(path: path, configuration: configuration)
             }
             self.pool = pool
+            checkpoints.attach(to: pool)
             fingerprintSeed = try pool.read { db in
                 guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'fingerprint_seed'"),
                       let seed = UInt64(text)
