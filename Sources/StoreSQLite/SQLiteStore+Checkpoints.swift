@@ -21,10 +21,16 @@ import Synchronization
 /// checkpoints what is left: the same work is done in the same run, after the deliveries
 /// instead of before them.
 ///
-/// Durability is unchanged: a commit is durable in the log whether or not a checkpoint
-/// has copied it, and a checkpoint cut short by a killed process is done again from the
-/// log by the next one. A passive checkpoint never waits for readers; what it could not
-/// copy, the next commit schedules again, as SQLite's own would.
+/// A killed process loses nothing either way: a commit is in the log, and a checkpoint
+/// cut short is done again from the log by the next one. With `synchronous = NORMAL` the
+/// log itself is synced only by a checkpoint, so what a power loss can take back is what
+/// was committed since the last one: before, the commits since the log last crossed
+/// 1,000 pages; now, at most the burst that is still under way and the 250 ms after it
+/// (up to 128 MiB of log). Either way the snapshot, its events and their outbox go back
+/// together, and the next poll detects those changes again (README, "What a crash or
+/// power loss can cost"). `synchronous = FULL` syncs every commit, as before. A passive
+/// checkpoint never waits for readers; what it could not copy, the next commit schedules
+/// again, as SQLite's own would.
 ///
 /// ```swift
 /// let checkpoints = DeferredCheckpoints()
@@ -43,26 +49,43 @@ final class DeferredCheckpoints: Sendable {
     /// How long the writer must have been without a commit for a due checkpoint to run.
     let idlePeriod: Duration
 
-    init(thresholdFrames: Int32 = 1000, capFrames: Int32 = 32_768, idlePeriod: Duration = .milliseconds(250)) {
+    /// The time now (a test's clock, or the monotonic one).
+    private let now: @Sendable () -> ContinuousClock.Instant
+    /// Runs `look` after `delay` (a test's hand, or a timer queue of its own).
+    private let schedule: Schedule
+
+    /// Runs a look at whether the writer is idle after a delay.
+    typealias Schedule = @Sendable (_ delay: Duration, _ look: @escaping @Sendable () -> Void) -> Void
+
+    init(
+        thresholdFrames: Int32 = 1000, capFrames: Int32 = 32_768, idlePeriod: Duration = .milliseconds(250),
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, schedule: Schedule? = nil
+    ) {
         self.thresholdFrames = thresholdFrames
         self.capFrames = capFrames
         self.idlePeriod = idlePeriod
+        self.now = now
+        state = Mutex(State(lastCommit: now()))
+        self.schedule = schedule ?? { delay, look in Self.timers.asyncAfter(deadline: .now() + delay.seconds, execute: look) }
     }
 
     private struct State {
         /// Weak: the pool's connections hold this object through their configuration.
         weak var pool: DatabasePool?
         /// When the last commit that left a checkpoint due ended.
-        var lastCommit = ContinuousClock.now
+        var lastCommit: ContinuousClock.Instant
         /// A look at whether the writer is idle is scheduled.
         var idleCheckPending = false
         /// A checkpoint waits on the writer's queue.
         var queued = false
-        /// Checkpoints run so far.
+        /// Checkpoints that ran without an error so far.
         var completed = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    /// Where the looks at whether the writer is idle wait (the project's timers each have a
+    /// queue of their own, never `DispatchQueue.global()`).
+    private static let timers = DispatchQueue(label: "chatbridge.checkpoint-timers")
 
     /// Replaces the automatic checkpoint of the writing connection `db` with this one.
     ///
@@ -83,13 +106,13 @@ final class DeferredCheckpoints: Sendable {
         state.withLock { $0.pool = pool }
     }
 
-    /// How many checkpoints ran.
+    /// How many checkpoints ran without an error.
     var completedCount: Int { state.withLock { $0.completed } }
 
     /// Called by SQLite on the writer's queue after each commit, with the log's length.
     private func committed(logFrames frames: Int32) {
         guard frames >= thresholdFrames else { return }
-        let now = ContinuousClock.now
+        let now = now()
         enum Next { case nothing, checkpoint, lookAgain }
         let next: Next = state.withLock { state in
             state.lastCommit = now
@@ -100,7 +123,7 @@ final class DeferredCheckpoints: Sendable {
         }
         switch next {
         case .nothing: break
-        case .checkpoint: queueCheckpoint()
+        case .checkpoint: queueCheckpoint(onlyIfIdle: false)
         case .lookAgain: checkpointWhenIdle(lookingAfter: idlePeriod)
         }
     }
@@ -108,31 +131,49 @@ final class DeferredCheckpoints: Sendable {
     /// Looks after `delay`: queues the checkpoint when no commit came for ``idlePeriod``,
     /// or looks again when that much time has passed since the last one.
     private func checkpointWhenIdle(lookingAfter delay: Duration) {
-        DispatchQueue.global().asyncAfter(deadline: .now() + delay.seconds) { [self] in
-            let quiet = ContinuousClock.now - state.withLock { $0.lastCommit }
+        schedule(delay) { [self] in
+            let quiet = now() - state.withLock { $0.lastCommit }
             guard quiet >= idlePeriod else {
                 checkpointWhenIdle(lookingAfter: idlePeriod - quiet)
                 return
             }
             state.withLock { $0.idleCheckPending = false }
-            queueCheckpoint()
+            queueCheckpoint(onlyIfIdle: true)
         }
     }
 
     /// Queues one passive checkpoint on the writer, behind the transaction in hand.
-    private func queueCheckpoint() {
+    ///
+    /// - Parameter onlyIfIdle: the writer looked idle when it was queued. A long
+    ///   transaction (a big poll's apply) looks idle while it runs: when a commit ended
+    ///   while the checkpoint waited behind it, the checkpoint waits for the next idle
+    ///   moment instead of holding up what follows that commit.
+    private func queueCheckpoint(onlyIfIdle: Bool) {
+        let queuedAt = now()
         let pool: DatabasePool? = state.withLock { state in
             guard !state.queued, let pool = state.pool else { return nil }
             state.queued = true
             return pool
         }
         pool?.asyncWriteWithoutTransaction { [self] db in
+            let committedSince = state.withLock { $0.lastCommit } > queuedAt
+            if onlyIfIdle, committedSince {
+                // That commit has usually scheduled the next look already.
+                let lookAgain = state.withLock { state -> Bool in
+                    state.queued = false
+                    guard !state.idleCheckPending else { return false }
+                    state.idleCheckPending = true
+                    return true
+                }
+                if lookAgain { checkpointWhenIdle(lookingAfter: idlePeriod) }
+                return
+            }
             // A failed checkpoint (a reader holds it back, the disk is full) leaves the log
             // as it is: the next commit schedules another one.
-            _ = try? db.checkpoint(.passive)
+            let copied = (try? db.checkpoint(.passive)) != nil
             state.withLock { state in
                 state.queued = false
-                state.completed += 1
+                if copied { state.completed += 1 }
             }
         }
     }

@@ -152,7 +152,8 @@ extension SQLiteStore {
     }
 
     /// Copies the write-ahead log into the database and truncates it to zero bytes.
-    /// Waits at most 250 ms for readers (then leaves it to SQLite's automatic checkpoints).
+    /// Waits at most 250 ms for readers (then leaves it to the next idle checkpoint,
+    /// ``DeferredCheckpoints``).
     ///
     /// - Returns: `true` when the log was checkpointed completely and truncated.
     func truncateWriteAheadLog() async throws -> Bool {
@@ -192,6 +193,10 @@ extension SQLiteStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(max(0.001, timeout.seconds))
         configuration.label = "chatbridge.health"
+        // The probe's one-row commit must not copy the log into the database: the daemon's
+        // writer leaves that to its idle moments (DeferredCheckpoints), so the log may hold
+        // thousands of pages, and SQLite's automatic checkpoint would copy them here.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         // Opening would create an empty file where the database went missing.
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreNotWritable(reason: "the database file is missing")

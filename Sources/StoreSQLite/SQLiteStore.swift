@@ -35,6 +35,9 @@ package final class SQLiteStore: Sendable {
     /// a baseline's peak RSS 50.1 → 48.3 MB, a 1%-changed poll's 52.3 → 51.2 MB, CPU
     /// unchanged within the noise.
     static let writerCacheKiB = 512
+    /// The size the write-ahead log file is cut back to when it starts over after a
+    /// checkpoint (`journal_size_limit`).
+    static let logSizeLimitBytes = 64 << 20
 
     /// Opens (creating it and its folder when missing) and migrates the database.
     ///
@@ -48,10 +51,16 @@ package final class SQLiteStore: Sendable {
     ///     power loss too, at the cost of an fsync per transaction.
     ///   - readOnly: for the commands that only read; creates nothing. A store written by
     ///     an earlier release is upgraded first all the same (its migrations are short).
-    package init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
+    package convenience init(path: String, synchronousFull: Bool = false, readOnly: Bool = false) throws(StoreError) {
+        try self.init(path: path, synchronousFull: synchronousFull, readOnly: readOnly, checkpoints: DeferredCheckpoints())
+    }
+
+    /// Opens the store as ``init(path:synchronousFull:readOnly:)`` does, with `checkpoints`
+    /// deciding when the write-ahead log is copied into the database (tests set their own
+    /// idle period).
+    init(path: String, synchronousFull: Bool, readOnly: Bool, checkpoints: DeferredCheckpoints) throws(StoreError) {
         self.path = path
         if !readOnly { try Self.prepareFiles(path: path) }
-        let checkpoints = DeferredCheckpoints()
         self.checkpoints = checkpoints
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
@@ -61,6 +70,9 @@ package final class SQLiteStore: Sendable {
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronousFull ? "FULL" : "NORMAL")")
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
+                // The log is checkpointed when the writer is idle; a burst can leave it at
+                // tens of MB, which the next reset of the log gives back to the disk.
+                try db.execute(sql: "PRAGMA journal_size_limit = \(Self.logSizeLimitBytes)")
                 checkpoints.install(on: db)
             } else {
                 // Readers mostly read a table once through (the snapshot's index at the
@@ -85,7 +97,7 @@ package final class SQLiteStore: Sendable {
                 pool = try DatabasePool(path: path, configuration: configuration)
             }
             self.pool = pool
-            checkpoints.attach(to: pool)
+            if !readOnly { checkpoints.attach(to: pool) }
             fingerprintSeed = try pool.read { db in
                 guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'fingerprint_seed'"),
                       let seed = UInt64(text)

@@ -1,8 +1,39 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import StoreSQLite
+
+/// A clock and a timer that a test moves by hand: the looks at whether the writer is idle
+/// run when the test says, so nothing depends on how fast a loaded machine runs.
+final class ManualIdleTimer: Sendable {
+    private let state = Mutex((now: ContinuousClock.now, looks: [@Sendable () -> Void]()))
+
+    var now: ContinuousClock.Instant { state.withLock { $0.now } }
+    var pendingLooks: Int { state.withLock { $0.looks.count } }
+
+    func advance(by duration: Duration) { state.withLock { $0.now += duration } }
+
+    func schedule(_ delay: Duration, _ look: @escaping @Sendable () -> Void) {
+        state.withLock { $0.looks.append(look) }
+    }
+
+    /// Runs the looks scheduled so far (a look may schedule another).
+    func runLooks() {
+        let looks = state.withLock { state in
+            defer { state.looks.removeAll() }
+            return state.looks
+        }
+        for look in looks { look() }
+    }
+
+    func checkpoints(thresholdFrames: Int32 = 1000, capFrames: Int32 = 32_768) -> DeferredCheckpoints {
+        DeferredCheckpoints(
+            thresholdFrames: thresholdFrames, capFrames: capFrames, idlePeriod: .milliseconds(250),
+            now: { [self] in now }, schedule: { [self] delay, look in schedule(delay, look) })
+    }
+}
 
 /// The write-ahead log is copied into the database once the writer is idle, never inside
 /// a commit (`DeferredCheckpoints`), and stays bounded under a steady stream of commits.
@@ -28,55 +59,120 @@ struct DeferredCheckpointTests {
         }
     }
 
-    func databaseFileSize(_ directory: TemporaryDirectory) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: directory.file("store.sqlite")))?[.size] as? Int) ?? -1
+    func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
     }
 
-    /// Waits (at most 10 s) until `checkpoints` has run `count` checkpoints.
-    func waitForCheckpoints(_ checkpoints: DeferredCheckpoints, count: Int) async throws {
-        for _ in 0..<200 where checkpoints.completedCount < count {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+    /// Returns once what was queued on `pool`'s writer before now has run.
+    func afterQueuedWrites(_ pool: DatabasePool) async throws {
+        try await pool.writeWithoutTransaction { _ in }
     }
 
     @Test func aCommitLeavesItsPagesInTheLogAndTheIdleWriterCopiesThem() async throws {
         let directory = TemporaryDirectory()
-        // A long idle period: the look right after the commit cannot race the checkpoint.
-        let checkpoints = DeferredCheckpoints(idlePeriod: .seconds(2))
+        let timer = ManualIdleTimer()
+        let checkpoints = timer.checkpoints()
         let pool = try openPool(directory, checkpoints)
         try writePages(pool, 1500)  // past the 1,000 pages of SQLite's automatic checkpoint
         // SQLite's own checkpoint would have copied the pages into the file inside the commit.
-        #expect(checkpoints.completedCount == 0)
-        #expect(databaseFileSize(directory) < 1_000_000, "the commit returned before any checkpoint")
-        try await waitForCheckpoints(checkpoints, count: 1)
+        #expect(fileSize(directory.file("store.sqlite")) < 1_000_000, "the commit returned before any checkpoint")
+        #expect(timer.pendingLooks == 1)
+        // Not idle long enough yet: the look schedules another one.
+        timer.advance(by: .milliseconds(100))
+        timer.runLooks()
+        try await afterQueuedWrites(pool)
+        #expect(checkpoints.completedCount == 0 && timer.pendingLooks == 1)
+        timer.advance(by: .milliseconds(200))
+        timer.runLooks()
+        try await afterQueuedWrites(pool)
         #expect(checkpoints.completedCount == 1)
-        #expect(databaseFileSize(directory) > 1500 * 4000, "the idle writer copied the log into the database")
+        #expect(fileSize(directory.file("store.sqlite")) > 1500 * 4000, "the idle writer copied the log into the database")
         let rows = try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM filler") }
         #expect(rows == 1500)
     }
 
     @Test func aLogPastItsCapIsCopiedWhileCommitsKeepComing() async throws {
         let directory = TemporaryDirectory()
-        // Never idle long enough: only the cap can start a checkpoint.
-        let checkpoints = DeferredCheckpoints(thresholdFrames: 10, capFrames: 200, idlePeriod: .seconds(60))
+        let timer = ManualIdleTimer()  // never runs its looks: only the cap can start a checkpoint
+        let checkpoints = timer.checkpoints(thresholdFrames: 10, capFrames: 200)
         let pool = try openPool(directory, checkpoints)
         var transactions = 0
-        while checkpoints.completedCount == 0, transactions < 200 {
+        while checkpoints.completedCount == 0, transactions < 50 {
             try writePages(pool, 20)
+            try await afterQueuedWrites(pool)
             transactions += 1
-            try await Task.sleep(for: .milliseconds(5))
         }
-        #expect(checkpoints.completedCount >= 1, "a checkpoint ran within \(transactions) transactions of 20 pages")
-        #expect(transactions < 200)
-        #expect(databaseFileSize(directory) > 150 * 4000, "the log past its cap was copied into the database")
+        #expect(checkpoints.completedCount == 1, "a checkpoint ran within \(transactions) transactions of 20 pages")
+        #expect(transactions <= 11, "the first commit past 200 pages queued it")
+        #expect(fileSize(directory.file("store.sqlite")) > 150 * 4000, "the log past its cap was copied")
+    }
+
+    @Test func aLongTransactionIsNotTakenForAnIdleWriter() async throws {
+        let directory = TemporaryDirectory()
+        let timer = ManualIdleTimer()
+        let checkpoints = timer.checkpoints()
+        let pool = try openPool(directory, checkpoints)
+        try writePages(pool, 1500)
+        // A transaction that outlasts the idle period, as a big poll's apply does: the
+        // writer looks idle while it runs, so the look queues a checkpoint behind it.
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        async let longTransaction: Void = pool.write { db in
+            started.signal()
+            release.wait()
+            try db.execute(sql: "INSERT INTO filler (bytes) VALUES (x'00')")
+        }
+        // The transaction holds the writer before the look runs.
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { started.wait(); continuation.resume() }
+        }
+        timer.advance(by: .milliseconds(300))
+        timer.runLooks()
+        timer.advance(by: .milliseconds(10))
+        release.signal()
+        try await longTransaction
+        try await afterQueuedWrites(pool)
+        // The commit came after the checkpoint was queued: it waits for the next idle moment.
+        #expect(checkpoints.completedCount == 0, "no checkpoint right behind the long commit")
+        #expect(fileSize(directory.file("store.sqlite")) < 1_000_000)
+        #expect(timer.pendingLooks == 1)
+        timer.advance(by: .milliseconds(300))
+        timer.runLooks()
+        try await afterQueuedWrites(pool)
+        #expect(checkpoints.completedCount == 1, "the next idle moment copies the log")
+        #expect(fileSize(directory.file("store.sqlite")) > 1500 * 4000)
+    }
+
+    @Test func theStoreLeavesCheckpointsToIdleMomentsAndTheHealthProbeToo() async throws {
+        let directory = TemporaryDirectory()
+        let timer = ManualIdleTimer()
+        let checkpoints = timer.checkpoints()
+        let path = directory.file("state/chatbridge.sqlite")
+        let store = try SQLiteStore(path: path, synchronousFull: false, readOnly: false, checkpoints: checkpoints)
+        let sizeBefore = fileSize(path)
+        let bytes = Data(repeating: 7, count: 4000)
+        try await store.pool.write { db in
+            try db.execute(sql: "CREATE TABLE filler (bytes BLOB NOT NULL)")
+            for _ in 0..<1500 { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (?)", arguments: [bytes]) }
+        }
+        // `/healthz`'s probe commits on a connection of its own: SQLite's automatic
+        // checkpoint there would copy the 1,500 pages inside the probe.
+        try await store.checkWritable(timeout: .seconds(5))
+        #expect(checkpoints.completedCount == 0)
+        #expect(fileSize(path) < sizeBefore + 1_000_000, "the pages are still only in the log")
+        timer.advance(by: .seconds(1))
+        timer.runLooks()
+        try await afterQueuedWrites(store.pool)
+        #expect(checkpoints.completedCount == 1)
+        #expect(fileSize(path) > 1500 * 4000)
     }
 
     @Test func aLogBelowTheThresholdIsLeftAlone() async throws {
         let directory = TemporaryDirectory()
-        let checkpoints = DeferredCheckpoints(idlePeriod: .milliseconds(50))
+        let timer = ManualIdleTimer()
+        let checkpoints = timer.checkpoints()
         let pool = try openPool(directory, checkpoints)
         try writePages(pool, 50)
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(timer.pendingLooks == 0)
         #expect(checkpoints.completedCount == 0)
     }
 }
