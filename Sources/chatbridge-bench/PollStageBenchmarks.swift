@@ -6,11 +6,15 @@
 //   4. building the snapshot index from the ids,
 //   5. looking every chat of an unchanged poll up in the index,
 //   6. writing the chats as a baseline into a fresh SQLite store, then loading its index,
-//   7. decoding 1,000 changed chats (what the changed path parses per chat).
+//   7. decoding 1,000 changed chats (what the changed path parses per chat),
+//   8. a poll where 1% of the chats changed, applied to that store: staging, the
+//      transaction (events, an outbox row each, the snapshot), then closing the store,
+//      which copies the transaction's pages into the database as `run --once` does.
 // Numbers go to standard output; nothing is asserted. Compare runs made one after the other.
 import Foundation
 import ChatBridgeCore
 import Detect
+import Rules
 import Store
 import StoreSQLite
 import UnipileScanner
@@ -123,7 +127,7 @@ func benchmarkPoll(chats total: Int) async throws {
     // 6. SQLite: the baseline written, then the index loaded as `run --once` does.
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("chatbridge-bench-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
-    let store = try SQLiteStore(path: folder + "/chatbridge.sqlite")
+    var store: SQLiteStore! = try SQLiteStore(path: folder + "/chatbridge.sqlite")
     try await store.beginBaseline(source: "bench", filterFingerprint: "")
     let start = DispatchTime.now().uptimeNanoseconds
     let startCPU = processCPUSeconds()
@@ -169,6 +173,36 @@ func benchmarkPoll(chats total: Int) async throws {
         }
     }
     report("decode \(decoded) chats", decoding, per: decoded)
+
+    // 8. 1% of the chats changed (their unread count up by ten), applied once.
+    let changedCount = max(1, total / 100)
+    var changed: [StagedChat] = []
+    for n in stride(from: 0, to: total, by: total / changedCount).prefix(changedCount) {
+        let page = pages[n / pageSize], item = scanned[n / pageSize].items[n % pageSize]
+        let text = String(decoding: page[item.range], as: UTF8.self)
+            .replacingOccurrences(of: #""unread_count":"#, with: #""unread_count":1"#)
+        changed.append(StagedChat(
+            id: item.id.text(in: page), accountID: item.accountID?.text(in: page),
+            accountType: item.accountType?.text(in: page), raw: Data(text.utf8), fingerprint: item.fingerprint ^ 1))
+    }
+    let changedPoll = CompletedPoll(
+        source: "bench", filterFingerprint: "", isBaseline: false, emitBaseline: false, startedAt: Date(),
+        finishedAt: Date(), pages: pages.count, items: total, reappeared: [],
+        absences: SnapshotRules.planAbsences(knownCount: total, absent: [], suspiciousStreak: 0))
+    // The baseline's log is copied into the database at the writer's first idle moment
+    // (250 ms without a commit): wait for it, so that closing measures this poll's pages only.
+    try await Task.sleep(for: .seconds(1))
+    let applyStartCPU = processCPUSeconds()
+    try await store.stage(source: "bench", chats: changed)
+    let applied = try await store.applyCompletePoll(changedPoll) { _ in [OutboxRoute(rule: nil, sinks: ["stdout"])] }
+    let applyCPU = processCPUSeconds() - applyStartCPU
+    guard applied.eventCount == changedCount, applied.deliveryCount == changedCount else {
+        throw BenchmarkFailure("\(applied.eventCount) events, \(applied.deliveryCount) deliveries for \(changedCount) changed chats")
+    }
+    report("stage and apply \(changedCount) changed chats (SQLite), CPU", applyCPU, per: changedCount)
+    let closeStartCPU = processCPUSeconds()
+    store = nil  // closing copies the log into the database
+    report("close the store after them (checkpoint), CPU", processCPUSeconds() - closeStartCPU, per: changedCount)
     print("(checksum \(sum & 0xFF))")
 }
 
