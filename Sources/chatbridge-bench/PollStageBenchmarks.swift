@@ -134,10 +134,7 @@ func benchmarkPoll(chats total: Int) async throws {
     var baselineKeys = BaselineKeys()
     for (page, scan) in zip(pages, scanned) {
         let staged = scan.items.map { item in
-            StagedChat(
-                id: item.id.text(in: page), accountID: item.accountID?.text(in: page),
-                accountType: item.accountType?.text(in: page),
-                raw: Data(page[item.range]), fingerprint: item.fingerprint)
+            stagedChat(item, of: page, raw: Data(page[item.range]), fingerprint: item.fingerprint)
         }
         try await store.appendBaselineChats(source: "bench", chats: staged, now: Date(), keys: &baselineKeys)
     }
@@ -181,9 +178,7 @@ func benchmarkPoll(chats total: Int) async throws {
         let page = pages[n / pageSize], item = scanned[n / pageSize].items[n % pageSize]
         let text = String(decoding: page[item.range], as: UTF8.self)
             .replacingOccurrences(of: #""unread_count":"#, with: #""unread_count":1"#)
-        changed.append(StagedChat(
-            id: item.id.text(in: page), accountID: item.accountID?.text(in: page),
-            accountType: item.accountType?.text(in: page), raw: Data(text.utf8), fingerprint: item.fingerprint ^ 1))
+        changed.append(stagedChat(item, of: page, raw: Data(text.utf8), fingerprint: item.fingerprint ^ 1))
     }
     let changedPoll = CompletedPoll(
         source: "bench", filterFingerprint: "", isBaseline: false, emitBaseline: false, startedAt: Date(),
@@ -204,6 +199,13 @@ func benchmarkPoll(chats total: Int) async throws {
     store = nil  // closing copies the log into the database
     report("close the store after them (checkpoint), CPU", processCPUSeconds() - closeStartCPU, per: changedCount)
     print("(checksum \(sum & 0xFF))")
+}
+
+/// The chat `item` of `page` as a poll stages it, with `raw` as its body.
+func stagedChat(_ item: ScannedItem, of page: [UInt8], raw: Data, fingerprint: UInt64) -> StagedChat {
+    StagedChat(
+        id: item.id.text(in: page), accountID: item.accountID?.text(in: page),
+        accountType: item.accountType?.text(in: page), raw: raw, fingerprint: fingerprint)
 }
 
 /// User and system CPU time of this process so far (every thread: SQLite works on its own).

@@ -39,55 +39,47 @@ final class ManualIdleTimer: Sendable {
 /// a commit (`DeferredCheckpoints`), and stays bounded under a steady stream of commits.
 @Suite("SQLite: checkpoints after commits, not inside them")
 struct DeferredCheckpointTests {
-    /// A pool set up as `SQLiteStore` sets up its own: `checkpoints` on the writer.
-    func openPool(_ directory: TemporaryDirectory, _ checkpoints: DeferredCheckpoints) throws -> DatabasePool {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            if !db.configuration.readonly { checkpoints.install(on: db) }
-        }
-        let pool = try DatabasePool(path: directory.file("store.sqlite"), configuration: configuration)
-        checkpoints.attach(to: pool)
-        try pool.write { try $0.execute(sql: "CREATE TABLE filler (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)") }
-        return pool
+    /// A store whose writer's checkpoints `checkpoints` decides, with a table to fill.
+    func openStore(_ directory: TemporaryDirectory, _ checkpoints: DeferredCheckpoints) throws -> SQLiteStore {
+        let store = try SQLiteStore(
+            path: directory.file("state/chatbridge.sqlite"), synchronousFull: false, readOnly: false, checkpoints: checkpoints)
+        try store.pool.write { try $0.execute(sql: "CREATE TABLE filler (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)") }
+        return store
     }
 
     /// Adds `pages` rows of about a page each, in one transaction.
-    func writePages(_ pool: DatabasePool, _ pages: Int) throws {
+    func writePages(_ store: SQLiteStore, _ pages: Int) throws {
         let bytes = Data(repeating: 7, count: 4000)
-        try pool.write { db in
+        try store.pool.write { db in
             for _ in 0..<pages { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (?)", arguments: [bytes]) }
         }
     }
 
-    func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
-    }
-
-    /// Returns once what was queued on `pool`'s writer before now has run.
-    func afterQueuedWrites(_ pool: DatabasePool) async throws {
-        try await pool.writeWithoutTransaction { _ in }
+    /// Returns once what was queued on the store's writer before now has run.
+    func afterQueuedWrites(_ store: SQLiteStore) async throws {
+        try await store.pool.writeWithoutTransaction { _ in }
     }
 
     @Test func aCommitLeavesItsPagesInTheLogAndTheIdleWriterCopiesThem() async throws {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()
         let checkpoints = timer.checkpoints()
-        let pool = try openPool(directory, checkpoints)
-        try writePages(pool, 1500)  // past the 1,000 pages of SQLite's automatic checkpoint
+        let store = try openStore(directory, checkpoints)
+        try writePages(store, 1500)  // past the 1,000 pages of SQLite's automatic checkpoint
         // SQLite's own checkpoint would have copied the pages into the file inside the commit.
-        #expect(fileSize(directory.file("store.sqlite")) < 1_000_000, "the commit returned before any checkpoint")
+        #expect(store.fileSizes().database < 1_000_000, "the commit returned before any checkpoint")
         #expect(timer.pendingLooks == 1)
         // Not idle long enough yet: the look schedules another one.
         timer.advance(by: .milliseconds(100))
         timer.runLooks()
-        try await afterQueuedWrites(pool)
+        try await afterQueuedWrites(store)
         #expect(checkpoints.completedCount == 0 && timer.pendingLooks == 1)
         timer.advance(by: .milliseconds(200))
         timer.runLooks()
-        try await afterQueuedWrites(pool)
+        try await afterQueuedWrites(store)
         #expect(checkpoints.completedCount == 1)
-        #expect(fileSize(directory.file("store.sqlite")) > 1500 * 4000, "the idle writer copied the log into the database")
-        let rows = try await pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM filler") }
+        #expect(store.fileSizes().database > 1500 * 4000, "the idle writer copied the log into the database")
+        let rows = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM filler") }
         #expect(rows == 1500)
     }
 
@@ -95,28 +87,28 @@ struct DeferredCheckpointTests {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()  // never runs its looks: only the cap can start a checkpoint
         let checkpoints = timer.checkpoints(thresholdFrames: 10, capFrames: 200)
-        let pool = try openPool(directory, checkpoints)
+        let store = try openStore(directory, checkpoints)
         var transactions = 0
         while checkpoints.completedCount == 0, transactions < 50 {
-            try writePages(pool, 20)
-            try await afterQueuedWrites(pool)
+            try writePages(store, 20)
+            try await afterQueuedWrites(store)
             transactions += 1
         }
         #expect(checkpoints.completedCount == 1, "a checkpoint ran within \(transactions) transactions of 20 pages")
         #expect(transactions <= 11, "the first commit past 200 pages queued it")
-        #expect(fileSize(directory.file("store.sqlite")) > 150 * 4000, "the log past its cap was copied")
+        #expect(store.fileSizes().database > 150 * 4000, "the log past its cap was copied")
     }
 
     @Test func aLongTransactionIsNotTakenForAnIdleWriter() async throws {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()
         let checkpoints = timer.checkpoints()
-        let pool = try openPool(directory, checkpoints)
-        try writePages(pool, 1500)
+        let store = try openStore(directory, checkpoints)
+        try writePages(store, 1500)
         // A transaction that outlasts the idle period, as a big poll's apply does: the
         // writer looks idle while it runs, so the look queues a checkpoint behind it.
         let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-        async let longTransaction: Void = pool.write { db in
+        async let longTransaction: Void = store.pool.write { db in
             started.signal()
             release.wait()
             try db.execute(sql: "INSERT INTO filler (bytes) VALUES (x'00')")
@@ -130,48 +122,43 @@ struct DeferredCheckpointTests {
         timer.advance(by: .milliseconds(10))
         release.signal()
         try await longTransaction
-        try await afterQueuedWrites(pool)
+        try await afterQueuedWrites(store)
         // The commit came after the checkpoint was queued: it waits for the next idle moment.
         #expect(checkpoints.completedCount == 0, "no checkpoint right behind the long commit")
-        #expect(fileSize(directory.file("store.sqlite")) < 1_000_000)
+        #expect(store.fileSizes().database < 1_000_000)
         #expect(timer.pendingLooks == 1)
         timer.advance(by: .milliseconds(300))
         timer.runLooks()
-        try await afterQueuedWrites(pool)
+        try await afterQueuedWrites(store)
         #expect(checkpoints.completedCount == 1, "the next idle moment copies the log")
-        #expect(fileSize(directory.file("store.sqlite")) > 1500 * 4000)
+        #expect(store.fileSizes().database > 1500 * 4000)
     }
 
     @Test func theStoreLeavesCheckpointsToIdleMomentsAndTheHealthProbeToo() async throws {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()
         let checkpoints = timer.checkpoints()
-        let path = directory.file("state/chatbridge.sqlite")
-        let store = try SQLiteStore(path: path, synchronousFull: false, readOnly: false, checkpoints: checkpoints)
-        let sizeBefore = fileSize(path)
-        let bytes = Data(repeating: 7, count: 4000)
-        try await store.pool.write { db in
-            try db.execute(sql: "CREATE TABLE filler (bytes BLOB NOT NULL)")
-            for _ in 0..<1500 { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (?)", arguments: [bytes]) }
-        }
+        let store = try openStore(directory, checkpoints)
+        let sizeBefore = store.fileSizes().database
+        try writePages(store, 1500)
         // `/healthz`'s probe commits on a connection of its own: SQLite's automatic
         // checkpoint there would copy the 1,500 pages inside the probe.
         try await store.checkWritable(timeout: .seconds(5))
         #expect(checkpoints.completedCount == 0)
-        #expect(fileSize(path) < sizeBefore + 1_000_000, "the pages are still only in the log")
+        #expect(store.fileSizes().database < sizeBefore + 1_000_000, "the pages are still only in the log")
         timer.advance(by: .seconds(1))
         timer.runLooks()
-        try await afterQueuedWrites(store.pool)
+        try await afterQueuedWrites(store)
         #expect(checkpoints.completedCount == 1)
-        #expect(fileSize(path) > 1500 * 4000)
+        #expect(store.fileSizes().database > 1500 * 4000)
     }
 
     @Test func aLogBelowTheThresholdIsLeftAlone() async throws {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()
         let checkpoints = timer.checkpoints()
-        let pool = try openPool(directory, checkpoints)
-        try writePages(pool, 50)
+        let store = try openStore(directory, checkpoints)
+        try writePages(store, 50)
         #expect(timer.pendingLooks == 0)
         #expect(checkpoints.completedCount == 0)
     }
