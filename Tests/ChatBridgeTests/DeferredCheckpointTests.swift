@@ -55,6 +55,14 @@ struct DeferredCheckpointTests {
         }
     }
 
+    /// Lets `duration` pass, runs the looks at whether the writer is idle, and returns once
+    /// a checkpoint they queued has run.
+    func look(after duration: Duration, _ timer: ManualIdleTimer, _ store: SQLiteStore) async throws {
+        timer.advance(by: duration)
+        timer.runLooks()
+        try await afterQueuedWrites(store)
+    }
+
     /// Returns once what was queued on the store's writer before now has run.
     func afterQueuedWrites(_ store: SQLiteStore) async throws {
         try await store.pool.writeWithoutTransaction { _ in }
@@ -70,13 +78,9 @@ struct DeferredCheckpointTests {
         #expect(store.fileSizes().database < 1_000_000, "the commit returned before any checkpoint")
         #expect(timer.pendingLooks == 1)
         // Not idle long enough yet: the look schedules another one.
-        timer.advance(by: .milliseconds(100))
-        timer.runLooks()
-        try await afterQueuedWrites(store)
+        try await look(after: .milliseconds(100), timer, store)
         #expect(checkpoints.completedCount == 0 && timer.pendingLooks == 1)
-        timer.advance(by: .milliseconds(200))
-        timer.runLooks()
-        try await afterQueuedWrites(store)
+        try await look(after: .milliseconds(200), timer, store)
         #expect(checkpoints.completedCount == 1)
         #expect(store.fileSizes().database > 1500 * 4000, "the idle writer copied the log into the database")
         let rows = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM filler") }
@@ -127,9 +131,7 @@ struct DeferredCheckpointTests {
         #expect(checkpoints.completedCount == 0, "no checkpoint right behind the long commit")
         #expect(store.fileSizes().database < 1_000_000)
         #expect(timer.pendingLooks == 1)
-        timer.advance(by: .milliseconds(300))
-        timer.runLooks()
-        try await afterQueuedWrites(store)
+        try await look(after: .milliseconds(300), timer, store)
         #expect(checkpoints.completedCount == 1, "the next idle moment copies the log")
         #expect(store.fileSizes().database > 1500 * 4000)
     }
@@ -146,9 +148,7 @@ struct DeferredCheckpointTests {
         try await store.checkWritable(timeout: .seconds(5))
         #expect(checkpoints.completedCount == 0)
         #expect(store.fileSizes().database < sizeBefore + 1_000_000, "the pages are still only in the log")
-        timer.advance(by: .seconds(1))
-        timer.runLooks()
-        try await afterQueuedWrites(store)
+        try await look(after: .seconds(1), timer, store)
         #expect(checkpoints.completedCount == 1)
         #expect(store.fileSizes().database > 1500 * 4000)
     }
