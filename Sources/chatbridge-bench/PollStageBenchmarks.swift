@@ -9,7 +9,8 @@
 //   7. decoding 1,000 changed chats (what the changed path parses per chat),
 //   8. a poll where 1% of the chats changed, applied to that store: staging, the
 //      transaction (events, an outbox row each, the snapshot), then closing the store,
-//      which copies the transaction's pages into the database as `run --once` does.
+//      which copies the transaction's pages into the database as `run --once` does; the
+//      bytes written and the pages rewritten, by table and index.
 // Numbers go to standard output; nothing is asserted. Compare runs made one after the other.
 import Foundation
 import ChatBridgeCore
@@ -187,6 +188,9 @@ func benchmarkPoll(chats total: Int) async throws {
     // The baseline's log is copied into the database at the writer's first idle moment
     // (250 ms without a commit): wait for it, so that closing measures this poll's pages only.
     try await Task.sleep(for: .seconds(1))
+    let databasePath = folder + "/chatbridge.sqlite"
+    let pagesBefore = try Data(contentsOf: URL(fileURLWithPath: databasePath))
+    let writtenBefore = processWrittenBytes()
     let applyStartCPU = processCPUSeconds()
     try await store.stage(source: "bench", chats: changed)
     let applied = try await store.applyCompletePoll(changedPoll) { _ in [OutboxRoute(rule: nil, sinks: ["stdout"])] }
@@ -198,7 +202,41 @@ func benchmarkPoll(chats total: Int) async throws {
     let closeStartCPU = processCPUSeconds()
     store = nil  // closing copies the log into the database
     report("close the store after them (checkpoint), CPU", processCPUSeconds() - closeStartCPU, per: changedCount)
+    if let writtenBefore, let writtenAfter = processWrittenBytes() {
+        print(String(format: "written by the poll and its checkpoint (the kernel's count): %.1f MB, %.1f KB per changed chat",
+                     Double(writtenAfter - writtenBefore) / 1e6, Double(writtenAfter - writtenBefore) / Double(changedCount) / 1e3))
+    }
+    try await reportRewrittenPages(databasePath: databasePath, before: pagesBefore, changedChats: changedCount)
     print("(checksum \(sum & 0xFF))")
+}
+
+/// Which pages of the database at `databasePath` differ from `before`, counted by the
+/// table or index they belong to: what a poll's transaction and its checkpoint rewrote.
+func reportRewrittenPages(databasePath: String, before: Data, changedChats: Int) async throws {
+    let after = try Data(contentsOf: URL(fileURLWithPath: databasePath))
+    // The page size is the big-endian 16-bit number at offset 16 of the header (1 means 65,536).
+    let pageSize = after.count < 18 ? 4096 : max(1, Int(after[16]) << 8 | Int(after[17]))
+    let names = try await SQLiteStore(path: databasePath, readOnly: true).treeNamesByPage()
+    var rewritten: [String: Int] = [:]
+    for start in stride(from: 0, to: after.count, by: pageSize) {
+        let end = min(start + pageSize, after.count)
+        guard end > before.count || before[start..<end] != after[start..<end] else { continue }
+        rewritten[names[start / pageSize + 1] ?? "free pages", default: 0] += 1
+    }
+    let total = rewritten.values.reduce(0, +)
+    let byTree = rewritten.sorted { $0.value > $1.value }.prefix(6).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    print(String(format: "pages rewritten: %d of %d bytes, %.2f per changed chat (%@)",
+                 total, pageSize, Double(total) / Double(changedChats), byTree))
+}
+
+/// Bytes this process has caused to be written to storage so far (`write_bytes` of
+/// /proc/self/io, what `getrusage`'s block output counts), or `nil` where there is none.
+func processWrittenBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix("write_bytes:") {
+        return Int(line.dropFirst("write_bytes:".count).trimmingCharacters(in: .whitespaces))
+    }
+    return nil
 }
 
 /// The chat `item` of `page` as a poll stages it, with `raw` as its body.

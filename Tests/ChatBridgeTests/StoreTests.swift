@@ -155,6 +155,25 @@ struct SQLiteStoreTests {
         #expect(index["a"]?.fingerprint == 2 && index["b"]?.fingerprint == 2 && index["c"]?.fingerprint == 1)
     }
 
+    @Test func eachPageIsNamedByTheTableOrIndexItBelongsTo() async throws {
+        let dir = TemporaryDirectory()
+        let store = try SQLiteStore(path: dir.file("chatbridge.sqlite"))
+        let filters = #"{"account_ids":[],"account_type":null,"unread":null}"#
+        try await store.beginBaseline(source: "main", filterFingerprint: filters)
+        var keys = BaselineKeys()
+        // Bodies of 3 KB: a page of their own each, so the table spans pages past its root.
+        try await store.appendBaselineChats(
+            source: "main", chats: (0..<20).map { bareChat("c\($0)", 1, padding: 3000) }, now: Date(), keys: &keys)
+        _ = try await store.storeBaselineKeys(source: "main", keys: keys)
+        let names = try await store.treeNamesByPage()
+        #expect(names[1] == "sqlite_schema", "the file's first page holds the schema")
+        #expect(names.values.count { $0 == "chat_bodies" } >= 20, "a page for each body")
+        #expect(names.values.contains("chats") && names.values.contains("deliveries_queue"))
+        let pageCount = try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA page_count") } ?? 0
+        let freeCount = try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA freelist_count") } ?? 0
+        #expect(names.count == pageCount - freeCount, "every page in use is named, and only those")
+    }
+
     @Test func aBaselineCutShortIsStartedAgainFromNothing() async throws {
         let dir = TemporaryDirectory()
         let path = dir.file("chatbridge.sqlite")
