@@ -13,7 +13,9 @@ struct DemoCommand: AsyncParsableCommand {
             Starts the built-in Unipile simulator on a free loopback port with a generated \
             workspace whose chats change every few seconds, and runs the bridge against it \
             with the repository's config/chatbridge.yaml and rules/ (a temporary store), \
-            printing deliveries as JSON lines until you press Ctrl-C.
+            printing deliveries as JSON lines until you press Ctrl-C. Outside the \
+            repository it runs the starter config of `chatbridge init` with no rules, so \
+            that every event is printed.
             Example:
               swift run chatbridge demo | jq -c '{rule, kinds, chat: .chat.name}'
             """)
@@ -55,7 +57,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// The repository's config pointed at the simulator, with a throwaway store; the
-    /// starter config when run outside the repository.
+    /// starter config and an empty rules folder when run outside the repository.
     func demoConfiguration(port: Int, apiKey: String, workspace: String) throws -> ChatBridgeConfiguration {
         var environment = ProcessInfo.processInfo.environment
         environment["CHATBRIDGE_DEMO_URL"] = "http://127.0.0.1:\(port)"
@@ -71,6 +73,9 @@ struct DemoCommand: AsyncParsableCommand {
                 try FileManager.default.createDirectory(
                     atPath: (starter as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try Data(ChatBridgeConfiguration.starterConfigYAML.utf8).write(to: URL(fileURLWithPath: starter))
+                // The starter config names `rules/`: an empty folder, so every event goes to stdout.
+                try FileManager.default.createDirectory(
+                    atPath: (workspace as NSString).appendingPathComponent("rules"), withIntermediateDirectories: true)
                 configuration = try ChatBridgeConfiguration.load(path: starter, environment: environment)
             }
         } catch {

@@ -96,6 +96,23 @@ extension EndToEndTests {
             #expect(demo.stdout.contains("(default: 2s)"), "\(demo.stdout)")
         }
 
+        /// `chatbridge demo` needs nothing set up: outside the repository too, where there is
+        /// no config/chatbridge.yaml or rules/ to run with.
+        @Test func theDemoPrintsEventsOutsideTheRepository() async throws {
+            let folder = TemporaryDirectory()
+            let child = try TestChild.start(
+                executable: ChatBridgeCLI.executablePath,
+                arguments: ["demo", "--chats", "10", "--change-every", "200ms", "--interval", "200ms"],
+                environment: ChatBridgeCLI.environment([:]), currentDirectory: folder.path)
+            defer { child.killNow() }
+            let line = await child.nextLine(timeout: .seconds(30))
+            let event = try line.map { try JSONValue.parse($0) }
+            #expect(event?["type"]?.stringValue?.hasPrefix("chat.") == true, "\(line ?? "no line") \(child.standardErrorSoFar)")
+            child.send(SIGINT)
+            let result = await child.finish(timeout: .seconds(20))
+            #expect(result.exitStatus == 0, "\(result)")
+        }
+
         @Test func usageErrorsExitTwo() async throws {
             for arguments in [["events", "--limit", "many"], ["--no-such-option"], ["eval"], ["run", "--drain-timeout", "30"]] {
                 let result = try await ChatBridgeCLI.run(arguments)
