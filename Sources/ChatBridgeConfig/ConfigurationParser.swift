@@ -382,6 +382,11 @@ struct ConfigurationParser {
             reader.report("\(path).\(key) is not a valid http(s) URL", at: fields[key]?.value.mark)
             return nil
         }
+        // A port past 65535 parses, and would stop the process where it is connected to.
+        if let port = url.port, !(1...65535).contains(port) {
+            reader.report("\(path).\(key) has port \(port): a port is from 1 to 65535", at: fields[key]?.value.mark)
+            return nil
+        }
         return (url, text)
     }
 

@@ -269,6 +269,22 @@ struct ConfigParsingTests {
         ])
     }
 
+    @Test("a URL's port must be one a connection can use", arguments: ["0", "65536", "99999"])
+    func urlPortsOutOfRange(port: String) {
+        let problems = configProblems("""
+            sources:
+              - name: main
+                url: http://127.0.0.1:\(port)
+                api_key: k
+            sinks:
+              hook: {type: webhook, url: "https://hooks.example:\(port)/x"}
+            """)
+        #expect(problems == [
+            "3:10 sources[0].url has port \(port): a port is from 1 to 65535",
+            "6:30 sinks.hook.url has port \(port): a port is from 1 to 65535",
+        ])
+    }
+
     @Test("keys are not substituted")
     func keysAreNotSubstituted() {
         let problems = configProblems(minimalConfig + "\n${EXTRA}: 1\n", environment: ["UNIPILE_API_KEY": "k", "EXTRA": "store"])
