@@ -136,7 +136,15 @@ struct ConfigurationParser {
                 }
             }
             let url = readRequiredURL(fields, key: "url", path: path)?.url
-            let apiKey = readRequiredString(fields, key: "api_key", path: path, secret: true)
+            var apiKey = readRequiredString(fields, key: "api_key", path: path, secret: true)
+            // Sent as a header, which cannot carry one; a `.env` file with Windows line endings
+            // ends every value with a carriage return. (Never echoed: the key is a secret.)
+            if let key = apiKey, key.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                reader.report(
+                    "\(path).api_key holds a control character (a carriage return from a file with Windows line endings?): an HTTP header cannot carry it",
+                    at: fields["api_key"]?.value.mark)
+                apiKey = nil
+            }
             let interval = fields["interval"].flatMap { readDuration($0.value, path: "\(path).interval") }
             let pageSize = fields["page_size"].flatMap { readInteger($0.value, path: "\(path).page_size", in: 1...250) }
             let accountType = fields["account_type"].flatMap {

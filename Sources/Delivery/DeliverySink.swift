@@ -202,14 +202,23 @@ package enum HTTPOutcome {
     /// - 2xx: delivered.
     /// - 408, 425, 429, 5xx: retried; `Retry-After` (seconds or HTTP-date) sets the
     ///   earliest next attempt.
-    /// - 3xx: dead (a POST is never redirected), with `Location` in the error.
+    /// - 3xx: dead (a POST is never redirected), with the origin of `Location` in the
+    ///   error (its path and query hidden: an http-to-https redirect repeats the URL's).
     /// - other 4xx (and anything else): dead, with the status and the first 1 KiB of the body.
+    ///
+    /// Each of `hiding` (the parts of the request a receiver may echo: the URL's path and
+    /// query, header values) is replaced by `<redacted>` in the body's excerpt: the error
+    /// is logged and stored with the delivery.
     package static func classify(
-        status: Int, location: String?, retryAfter: String?, body: [UInt8], sink: String, now: Date
+        status: Int, location: String?, retryAfter: String?, body: [UInt8], sink: String, now: Date,
+        hiding: [String] = []
     ) -> DeliveryOutcome {
         // The error text is made only for a failure: a success (most attempts) needs none.
         func described() -> String {
-            let excerpt = bodyExcerpt(body)
+            var excerpt = bodyExcerpt(body)
+            for secret in hiding where secret.count >= 4 && excerpt.contains(secret) {
+                excerpt = excerpt.replacingOccurrences(of: secret, with: "<redacted>")
+            }
             return excerpt.isEmpty ? "sink \(sink): HTTP \(status)" : "sink \(sink): HTTP \(status): \(excerpt)"
         }
         switch status {
@@ -218,11 +227,28 @@ package enum HTTPOutcome {
         case 408, 425, 429, 500...599:
             return .retry(status: status, error: described(), retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
         case 300...399:
-            let target = location.map { " to \(TextLimit.prefix($0, maxUTF8Bytes: keptBodyBytes))" } ?? " (no Location)"
+            let target = location.map { " to \(redirectTarget($0))" } ?? " (no Location)"
             return .dead(status: status, error: "sink \(sink): HTTP \(status) redirect\(target), not followed for POST")
         default:
             return .dead(status: status, error: described())
         }
+    }
+
+    /// Where a redirect points, as far as it is safe to say: the origin of an absolute
+    /// `Location`, and whether it has a path or query (hidden).
+    ///
+    /// ```swift
+    /// HTTPOutcome.redirectTarget("https://hooks.example/services/T0/B0/token")
+    /// // "https://hooks.example/… (path and query hidden)"
+    /// ```
+    static func redirectTarget(_ location: String) -> String {
+        guard let components = URLComponents(string: location), let scheme = components.scheme,
+              let host = components.host, !host.isEmpty
+        else { return "a path (hidden)" }
+        let origin = TextLimit.prefix(
+            "\(scheme)://\(host)\(components.port.map { ":\($0)" } ?? "")", maxUTF8Bytes: keptBodyBytes)
+        let hasMore = !["", "/"].contains(components.percentEncodedPath) || components.percentEncodedQuery != nil
+        return bodyExcerpt(Array(origin.utf8)) + (hasMore ? "/… (path and query hidden)" : "/")
     }
 
     /// A failure before any response: connection refused, TLS, timeout. Always retried.

@@ -51,11 +51,26 @@ struct HTTPExchange: Sendable {
                 body: Array(collected.body.prefix(HTTPOutcome.keptBodyBytes)))
             let outcome = HTTPOutcome.classify(
                 status: response.status, location: response.location, retryAfter: response.retryAfter,
-                body: (200..<300).contains(response.status) ? [] : response.body, sink: sink, now: now())
+                body: (200..<300).contains(response.status) ? [] : response.body, sink: sink, now: now(),
+                hiding: (200..<300).contains(response.status) ? [] : Self.echoable(url: url, headerValues: headers.map(\.value)))
             return (outcome, response)
         } catch {
             return (HTTPOutcome.failure(describe(error), sink: sink), nil)
         }
+    }
+
+    /// What of a request a receiver may echo in an error body, as it was sent and
+    /// percent-decoded: the URL's path and query (an incoming-webhook URL carries its token
+    /// there) and the header values (tokens).
+    static func echoable(url: String, headerValues: [String]) -> [String] {
+        var parts = headerValues
+        if let components = URLComponents(string: url) {
+            for part in [components.percentEncodedPath, components.percentEncodedQuery ?? ""] where part.count > 1 {
+                parts.append(part)
+                if let decoded = part.removingPercentEncoding, decoded != part { parts.append(decoded) }
+            }
+        }
+        return parts.sorted { $0.count > $1.count }
     }
 
     /// A failure in words that never contain the URL (nor its host or path).

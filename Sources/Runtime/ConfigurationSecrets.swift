@@ -1,3 +1,4 @@
+import Foundation
 import ChatBridgeConfig
 extension ChatBridgeConfiguration {
     /// Every secret value of the configuration (API keys, webhook URLs, signing secrets,
@@ -18,5 +19,14 @@ extension ChatBridgeConfiguration {
         }
         if let password = postgresStore?.password { values.append(password.value) }
         return values
+    }
+
+    /// ``secretValues`` and every value the configuration file takes from outside (each
+    /// `${NAME}` and `${file:PATH}`, ``ConfigEnvironmentSubstitution/substitutedValues(in:environment:)``):
+    /// a token inside a URL or a body is not a configured secret of its own, and a
+    /// receiver may echo it.
+    package func secretValues(environment: [String: String]) -> [String] {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        return secretValues + ConfigEnvironmentSubstitution.substitutedValues(in: text, environment: environment)
     }
 }

@@ -157,8 +157,18 @@ package final class LogRedactor: Sendable {
     }
 
     /// Longest first, so a secret that contains another is hidden whole; very short
-    /// values (a 1-character "secret") would mangle every line and are left out.
+    /// values (a 1-character "secret") would mangle every line and are left out. A
+    /// secret is also hidden as a Swift description and as JSON show it (a carriage
+    /// return as `\r`): an error's description quotes a header value that way.
     private static func normalize(_ secrets: [String]) -> [String] {
-        Array(Set(secrets.filter { $0.count >= 4 })).sorted { $0.count > $1.count }
+        var forms = Set<String>()
+        for secret in secrets where secret.count >= 4 {
+            forms.insert(secret)
+            forms.insert(String(String(reflecting: secret).dropFirst().dropLast()))
+            var json: [UInt8] = []
+            JSONValue.writeString(secret, into: &json)
+            forms.insert(String(decoding: json.dropFirst().dropLast(), as: UTF8.self))
+        }
+        return forms.sorted { $0.count > $1.count }
     }
 }

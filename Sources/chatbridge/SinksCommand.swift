@@ -115,11 +115,9 @@ struct SinksTestCommand: AsyncParsableCommand {
             eventID: eventJSON["id"]?.stringValue ?? "", event: eventJSON, rule: ruleName, sink: name, template: template)
 
         // Every value the file takes from the environment or a file is a secret here.
-        let environment = ProcessInfo.processInfo.environment
-        let fileText = (try? String(contentsOfFile: configuration.file, encoding: .utf8)) ?? ""
-        let substituted = ConfigEnvironmentSubstitution.substitutedValues(in: fileText, environment: environment)
-        let redactor = LogRedactor(secrets: configuration.secretValues + substituted)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+        let redactor = LogRedactor(secrets: configuration.secretValues(environment: ProcessInfo.processInfo.environment))
+        // The client `run` uses: no redirects, and a refused connection fails at once.
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let sink = makeSink(name: name, configuration: sinkConfiguration, httpClient: http)
         printLine("sink \(name) (\(sinkConfiguration.typeName)), event \(request.eventID) as rule \(ruleName ?? "(none)")")
         let outcome: DeliveryOutcome

@@ -575,6 +575,16 @@ struct ConfigParsingTests {
 
     // MARK: Secrets
 
+    @Test("an API key with a control character is refused without being echoed", arguments: ["\r", "\n", "\u{01}"])
+    func apiKeyWithAControlCharacter(character: String) {
+        let problems = configProblems(
+            "sources:\n  - name: main\n    url: http://127.0.0.1:13111\n    api_key: ${KEY}\n",
+            environment: ["KEY": "SECRET-KEY-7" + character])
+        #expect(problems == [
+            "4:14 sources[0].api_key holds a control character (a carriage return from a file with Windows line endings?): an HTTP header cannot carry it",
+        ])
+    }
+
     @Test("no error and no description ever holds a secret's value")
     func secretsStaySecret() throws {
         let secrets = [

@@ -92,6 +92,34 @@ struct DailyUseTests {
         #expect(lines == "1970-01-01T00:00:00.000Z error a\\nb\r\\nc é\\n\n")
     }
 
+    @Test func secretsAreHiddenAlsoAsDescriptionsAndJSONQuoteThem() {
+        // A key read from a file with Windows line endings ends with "\r"; an error's
+        // description quotes it escaped, where the raw value is not found.
+        let redactor = LogRedactor(secrets: ["key-one\r", "key\u{01}two"])
+        #expect(redactor.redact(#"invalidHeaderFieldValues(["key-one\r"])"#) == #"invalidHeaderFieldValues(["<redacted>"])"#)
+        #expect(redactor.redact(#"["key\u{01}two"]"#) == #"["<redacted>"]"#)
+        #expect(redactor.redact(#"{"k":"key\u0001two"}"#) == #"{"k":"<redacted>"}"#)
+        #expect(redactor.redact("raw key-one\r") == "raw <redacted>")
+    }
+
+    @Test func everyValueTheConfigurationTakesFromOutsideIsASecret() throws {
+        let folder = TemporaryDirectory()
+        let file = folder.file("chatbridge.yaml")
+        let yaml = """
+            sources:
+              - {name: main, url: "http://127.0.0.1:1", api_key: "${KEY}"}
+            sinks:
+              hook: {type: webhook, url: "https://hooks.example/services/${HOOK_TOKEN}"}
+            """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: file))
+        let environment = ["KEY": "key-secret-1", "HOOK_TOKEN": "hook-token-secret-2"]
+        let configuration = try ChatBridgeConfiguration.load(path: file, environment: environment)
+        #expect(!configuration.secretValues.contains("hook-token-secret-2"), "a part of a URL is not a value of its own")
+        #expect(configuration.secretValues(environment: environment).contains("hook-token-secret-2"))
+        let redactor = LogRedactor(secrets: configuration.secretValues(environment: environment))
+        #expect(redactor.redact("301 to https://other.example/services/hook-token-secret-2") == "301 to https://other.example/services/<redacted>")
+    }
+
     @Test func jsonLogValuesKeepTheirTypes() throws {
         let redactor = LogRedactor(secrets: ["sk-secret-1234"])
         #expect(StderrLogHandler.jsonValue(.stringConvertible(50), redactor: redactor) == .int(50))

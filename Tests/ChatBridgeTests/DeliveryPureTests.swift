@@ -188,14 +188,27 @@ struct DeliveryOutcomeTests {
         #expect(classify(503, retryAfter: "Wed, 21 Oct 2015 07:28:00 GMT").status == 503)
     }
 
-    @Test func redirectsAreDeadWithTheirLocation() {
-        guard case .dead(301, let error) = classify(301, location: "https://example.com/moved") else {
+    @Test func redirectsAreDeadWithTheOriginOfTheirLocation() {
+        // An http-to-https redirect repeats the URL's path, which holds a webhook's token.
+        guard case .dead(301, let error) = classify(301, location: "https://example.com:8443/hooks/TOKEN-1?k=TOKEN-2") else {
             Issue.record("301 should be dead")
             return
         }
-        #expect(error.contains("https://example.com/moved"))
-        #expect(error.hasPrefix("sink team: HTTP 301"))
+        #expect(error == "sink team: HTTP 301 redirect to https://example.com:8443/… (path and query hidden), not followed for POST")
+        #expect(classify(308, location: "https://example.com/") == .dead(
+            status: 308, error: "sink team: HTTP 308 redirect to https://example.com/, not followed for POST"))
+        #expect(classify(302, location: "/elsewhere/TOKEN-3") == .dead(
+            status: 302, error: "sink team: HTTP 302 redirect to a path (hidden), not followed for POST"))
         guard case .dead(307, _) = classify(307) else { Issue.record("307 should be dead"); return }
+    }
+
+    @Test func whatTheRequestSentIsHiddenInTheBodyExcerpt() {
+        let echoed = HTTPOutcome.classify(
+            status: 400, location: nil, retryAfter: nil, body: Array("no route /hooks/TOKEN-1 for Bearer TOKEN-2".utf8),
+            sink: "team", now: now, hiding: ["/hooks/TOKEN-1", "Bearer TOKEN-2"])
+        #expect(echoed == .dead(status: 400, error: "sink team: HTTP 400: no route <redacted> for <redacted>"))
+        #expect(HTTPExchange.echoable(url: "https://h.example/hooks/T%20K?key=V", headerValues: ["Bearer TOKEN-2"])
+            == ["Bearer TOKEN-2", "/hooks/T%20K", "/hooks/T K", "key=V"])
     }
 
     @Test func otherClientErrorsAreDeadWithTheStartOfTheBody() {
