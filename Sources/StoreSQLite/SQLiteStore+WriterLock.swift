@@ -46,7 +46,12 @@ package final class SQLiteWriterLock: Sendable {
     package init(storePath: String) throws(Unavailable) {
         path = storePath + ".lock"
         let folder = (storePath as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        // The store's folder holds chat content: private, as `prepareFiles` makes it too
+        // (the lock is taken first, so this is where a new folder is made).
+        if !folder.isEmpty {
+            try? FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw Unavailable(storePath: storePath, holder: nil, reason: String(cString: strerror(errno)))

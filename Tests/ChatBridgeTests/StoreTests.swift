@@ -252,9 +252,12 @@ struct SQLiteStoreTests {
         #expect(try await store.snapshotRowCounts() == SnapshotRowCounts(keys: 2, bodies: 2))
     }
 
-    @Test func aNewStoreIsPrivateToItsUser() throws {
+    @Test(arguments: [false, true]) func aNewStoreIsPrivateToItsUser(lockedFirst: Bool) throws {
         let dir = TemporaryDirectory()
         let path = dir.file("state/chatbridge.sqlite")
+        // `run` takes the writer's lock before it opens the store: the lock makes the folder.
+        let lock = lockedFirst ? try SQLiteWriterLock(storePath: path) : nil
+        defer { withExtendedLifetime(lock) {} }
         _ = try SQLiteStore(path: path)
         let folder = try FileManager.default.attributesOfItem(atPath: dir.file("state"))
         let file = try FileManager.default.attributesOfItem(atPath: path)
