@@ -267,7 +267,7 @@ package actor SourcePoller {
             source: configuration.name, filterFingerprint: configuration.filterFingerprint, startedAt: startedAt,
             finishedAt: clock(), pages: progress.pages, items: progress.items, error: reason,
             accountError: authentication ? apiError?.json : nil,
-            accountID: identity.id, accountType: identity.type)
+            accountID: identity.id, accountType: identity.type, wasStopped: Self.isStop(error))
         // A stopped poll is recorded too (store.md): in a task of its own, which the
         // cancellation that stopped the poll does not reach.
         let store = self.store

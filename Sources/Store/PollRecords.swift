@@ -107,11 +107,16 @@ package struct FailedPoll: Sendable {
     package var accountError: JSONValue?
     package var accountID: String?
     package var accountType: String?
+    /// The poll was stopped (the process shutting down), not failed: its `polls` row says
+    /// so, and the source's health stays what the polls before it made it.
+    package var wasStopped: Bool
 
     package init(
         source: String, filterFingerprint: String, startedAt: Date, finishedAt: Date, pages: Int, items: Int,
-        error: String, accountError: JSONValue? = nil, accountID: String? = nil, accountType: String? = nil
+        error: String, accountError: JSONValue? = nil, accountID: String? = nil, accountType: String? = nil,
+        wasStopped: Bool = false
     ) {
+        self.wasStopped = wasStopped
         self.source = source
         self.filterFingerprint = filterFingerprint
         self.startedAt = startedAt
@@ -188,7 +193,11 @@ extension SourceRecord {
 
     /// The source's health after a poll that did not complete: one more failure, failing
     /// since the first of the streak. The snapshot and the baseline stay as they were.
+    /// A stopped poll only moves the time of the last poll: a restart is not an outage
+    /// (`chatbridge status` would otherwise report it as one until the next poll).
     package mutating func fail(_ poll: FailedPoll, at now: Date) {
+        lastPollAt = now
+        guard !poll.wasStopped else { return }
         consecutiveFailures += 1
         lastPollAt = now
         lastOutcome = "failed"

@@ -161,6 +161,30 @@ struct StoreConformanceTests {
         #expect(last["error"]?["type"] == .string("errors/disconnected_account"))
     }
 
+    /// A poll stopped by a shutdown is recorded, and is not a failure: `chatbridge status`
+    /// after a restart must not report the source as failing.
+    @Test(arguments: StoreKind.all) func aStoppedPollLeavesTheSourcesHealthAsItWas(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        let store = try await kind.open(dir.path)
+        let driver = PollDriver(store: store, source: "main")
+        try await driver.poll([driver.chat("a")])
+        let before = try #require(try await store.sourceRecord("main"))
+        let stoppedAt = Date().addingTimeInterval(5)
+        _ = try await store.recordFailedPoll(
+            FailedPoll(source: "main", filterFingerprint: driver.fingerprint, startedAt: Date(), finishedAt: stoppedAt,
+                       pages: 1, items: 0, error: "stopped", wasStopped: true),
+            router: everythingToStdout)
+        let after = try #require(try await store.sourceRecord("main"))
+        #expect(after.lastOutcome == before.lastOutcome && after.lastOutcome != "failed")
+        #expect(after.consecutiveFailures == 0 && after.lastError == nil && after.failingSince == nil)
+        #expect(after.lastSuccessAt == before.lastSuccessAt)
+        #expect(abs((after.lastPollAt ?? .distantPast).timeIntervalSince(stoppedAt)) < 0.01, "the attempt is the last poll")
+        let configuration = try ChatBridgeConfiguration.parse(
+            yaml: "sources:\n  - {name: main, url: \"http://127.0.0.1:1\", api_key: k}\n", file: "c.yaml", environment: [:])
+        let report = StatusReport.make(configuration: configuration, records: ["main": after], counts: [:], now: stoppedAt)
+        #expect(!report.needsAttention, "\(report.sources)")
+    }
+
     @Test(arguments: StoreKind.all) func eventsAndOutboxRowsAreWrittenTogether(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         let store = try await kind.open(dir.path)
