@@ -558,6 +558,13 @@ private struct PageScanner {
 
         // An escape always stands for at least one character: only an empty token is empty.
         guard let id, !id.contents.isEmpty else { throw shapeError("chat has no string \"id\"") }
+        // A NUL (only an escape can write one) would end the string where the store, an
+        // exec sink's environment or a log reads it as C text: two chats would share an id.
+        for (name, field) in [("id", id), ("account_id", accountID), ("account_type", accountType)] {
+            if let field, field.hasEscapes, field.text(in: bytes).unicodeScalars.contains("\u{0}") {
+                throw shapeError("chat \"\(name)\" holds a NUL character (\\u0000)")
+            }
+        }
         let key: ChatKey
         if id.hasEscapes {
             key = ChatKey(id: id.text(in: bytes))

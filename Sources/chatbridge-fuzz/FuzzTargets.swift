@@ -110,9 +110,13 @@ enum FuzzTarget: String, CaseIterable {
         case .string(let text)?: if text.isEmpty { return false }
         default: return false
         }
+        // A NUL in an id or an account field is refused (ChatPageScanner.scanItem).
+        func hasNUL(_ key: String, of item: JSONValue) -> Bool {
+            item[key]?.stringValue?.unicodeScalars.contains("\u{0}") ?? false
+        }
         return items.allSatisfy { item in
             guard item.objectValue != nil, let id = item["id"]?.stringValue else { return false }
-            return !id.isEmpty
+            return !id.isEmpty && !["id", "account_id", "account_type"].contains { hasNUL($0, of: item) }
         }
     }
 

@@ -144,6 +144,17 @@ struct UnipileScannerTests {
         #expect(rejection(pageText([#"{"id":"ok"}"#, onlyNested])) == #"item 2: chat has no string "id""#)
     }
 
+    @Test("a NUL in an id is refused: read as C text, it would make two chats one")
+    func nulInIdentifiers() throws {
+        #expect(rejection(pageText([#"{"id":"victim\u0000x"}"#])) == #"item 1: chat "id" holds a NUL character (\u0000)"#)
+        #expect(rejection(pageText([#"{"id":"ok"}"#, #"{"id":"b","account_id":"acc\u0000"}"#]))
+            == #"item 2: chat "account_id" holds a NUL character (\u0000)"#)
+        #expect(rejection(pageText([#"{"id":"c","account_type":"\u0000"}"#])) == #"item 1: chat "account_type" holds a NUL character (\u0000)"#)
+        // Other escapes are text like any other, and a NUL elsewhere in the chat is content.
+        let page = try #require(scanned(pageText([#"{"id":"caf\u00e9\n","name":"a\u0000b"}"#])))
+        #expect(page.id(of: page.items[0]) == "café\n")
+    }
+
     @Test("strings with braces, brackets and quotes do not end the item")
     func bracesInStrings() throws {
         let tricky = #"{"id":"t","name":"}}]]\"{[","subject":"\\\"","folder":["]","}","\\"]}"#
