@@ -119,7 +119,10 @@ struct ChildProcess {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        // Standard output joins standard error in the pipe we read: copied to our own
+        // standard error, a command echoing chat content would write raw text (escape
+        // sequences, forged log lines) into chatbridge's log stream.
+        posix_spawn_file_actions_adddup2(&actions, stderr, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         if let closeFrom = Self.closeFrom {
             _ = closeFrom(&actions, 3)

@@ -18,11 +18,13 @@ import Formats
 /// given one (``ExecEnvironment/sealed(from:for:)`` in the daemon) plus `CHATBRIDGE_EVENT_ID`, `CHATBRIDGE_EVENT_TYPE`,
 /// `CHATBRIDGE_KINDS` (comma-separated), `CHATBRIDGE_RULE`, `CHATBRIDGE_SOURCE`,
 /// `CHATBRIDGE_ACCOUNT_TYPE` and `CHATBRIDGE_CHAT_ID` (empty when absent). The command's
-/// standard output goes to chatbridge's standard error, never into the JSON lines of the
-/// `stdout` sink.
+/// standard output and standard error are read by chatbridge through one pipe, never
+/// copied into its own output: not into the JSON lines of the `stdout` sink, and not raw
+/// into its logs, where a command echoing a chat's name could write escape sequences or
+/// forged log lines.
 ///
 /// Exit status 0 is delivered. Anything else is a failed attempt and retried, with the
-/// first 1 KiB of standard error in the error. Past `timeout` the command's process group
+/// first 1 KiB of that output in the error (one line, control characters as spaces). Past `timeout` the command's process group
 /// gets `SIGTERM`, and `SIGKILL` `killGrace` later; that attempt failed too. Cancellation
 /// (shutdown, the end of `run --once`'s drain) stops the command the same way; that
 /// attempt is cut short and not counted.

@@ -541,6 +541,17 @@ struct DeliveryExecSinkTests {
         #expect(error.utf8.count <= 1024 + 40, "only the first 1 KiB of standard error is kept")
     }
 
+    /// A command's standard output is read with its standard error, never copied into
+    /// chatbridge's own: echoing a chat's name would write escape sequences and forged
+    /// log lines there. The child below is this test process's child; its output shows up
+    /// in the error, on one line.
+    @Test func standardOutputIsReadNotPassedOn() async throws {
+        let forged = "\u{1B}[2J\u{1B}[31mEVIL\u{1B}[0m\n2026-12-02T00:00:00.000Z error forged line"
+        let sink = try ExecSink(name: "notify", argv: ["/bin/sh", "-c", #"printf '%s\n' "$1"; exit 2"#, "sh", forged])
+        let outcome = await sink.deliver(request())
+        #expect(outcome == .retry(status: 2, error: "sink notify: exit status 2: [2J [31mEVIL [0m 2026-12-02T00:00:00.000Z error forged line"))
+    }
+
     @Test func missingProgramIsRetried() async throws {
         let sink = try ExecSink(name: "notify", argv: ["/nonexistent/chatbridge-test-program"])
         guard case .retry(nil, let error, nil) = await sink.deliver(request()) else {
