@@ -19,7 +19,9 @@ package enum TemplatePlace: Sendable, Hashable {
     case text
     /// Inside a JSON string: `"`, `\`, control characters, U+2028/U+2029 escaped.
     case jsonString
-    /// A URL: everything but `A-Z a-z 0-9 - . _ ~` percent-encoded (UTF-8).
+    /// A URL: everything but `A-Z a-z 0-9 - . _ ~` percent-encoded (UTF-8); a value of
+    /// dots only (`.`, `..`) has its dots encoded too, so that it never reads as a path's
+    /// "this folder" or "parent folder" segment.
     case urlComponent
     /// An HTTP header value: control characters and line separators as spaces, trimmed,
     /// cut to ``headerValueLimit`` bytes.
@@ -37,6 +39,9 @@ package enum TemplatePlace: Sendable, Hashable {
             let quoted = JSONValue.string(value).compactString
             return String(quoted.dropFirst().dropLast())
         case .urlComponent:
+            if !value.isEmpty, value.utf8.allSatisfy({ $0 == UInt8(ascii: ".") }) {
+                return String(repeating: "%2E", count: value.utf8.count)
+            }
             var out = ""
             out.reserveCapacity(value.utf8.count)
             for byte in value.utf8 {

@@ -155,6 +155,9 @@ struct HTTPTemplateTests {
         #expect(TemplatePlace.jsonString.escaped(name) == #"Jane \"JJ\" <Doe>\n\\ é"#)
         #expect(TemplatePlace.text.escaped(name) == name)
         #expect(TemplatePlace.headerValue.escaped(String(repeating: "é", count: 5000)).utf8.count <= TemplatePlace.headerValueLimit)
+        // A value of dots only is no "." or ".." path segment; dots among other text stay.
+        #expect(TemplatePlace.urlComponent.escaped("..") == "%2E%2E" && TemplatePlace.urlComponent.escaped(".") == "%2E")
+        #expect(TemplatePlace.urlComponent.escaped("a..b.") == "a..b." && TemplatePlace.urlComponent.escaped("") == "")
     }
 
     @Test("{{x}}, {{{x}}} and {{json.x}} in a JSON body give valid JSON for the hostile sample")
