@@ -129,6 +129,11 @@ package struct ExecSink: DeliverySink {
         do {
             result = try await child.run()
         } catch {
+            // Arguments and environment past the kernel's limits (a chat's very long name in
+            // an argument): every attempt of this delivery would fail the same way.
+            if error.code == E2BIG {
+                return .dead(status: nil, error: "sink \(name): \(error) (a value in the arguments or environment is too long)")
+            }
             return .retry(status: nil, error: "sink \(name): \(error)")
         }
         let standardError = HTTPOutcome.bodyExcerpt(result.standardError)

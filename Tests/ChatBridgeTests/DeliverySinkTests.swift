@@ -552,6 +552,17 @@ struct DeliveryExecSinkTests {
         #expect(outcome == .retry(status: 2, error: "sink notify: exit status 2: [2J [31mEVIL [0m 2026-12-02T00:00:00.000Z error forged line"))
     }
 
+    /// One argument past the kernel's limit for a single string (128 KiB on Linux): the
+    /// delivery can never run, so it is dead at once instead of retried for days.
+    @Test func anArgumentTooLongForTheKernelIsDeadAtOnce() async throws {
+        let sink = try ExecSink(name: "notify", argv: ["/bin/echo", "{{chat.name}}"])
+        guard case .dead(nil, let error) = await sink.deliver(request(name: .string(String(repeating: "x", count: 200_000)))) else {
+            Issue.record("expected dead")
+            return
+        }
+        #expect(error == "sink notify: cannot run /bin/echo: Argument list too long (a value in the arguments or environment is too long)")
+    }
+
     @Test func missingProgramIsRetried() async throws {
         let sink = try ExecSink(name: "notify", argv: ["/nonexistent/chatbridge-test-program"])
         guard case .retry(nil, let error, nil) = await sink.deliver(request()) else {
