@@ -88,6 +88,12 @@ package struct YAMLNodeReader {
                 message = secondDocumentMessage
             } else if let context {
                 message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
+                // `[${A}, ${B}]`: inside brackets or braces, `{` starts a map.
+                let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+                let around = [context.mark.line, mark.line].compactMap { lines.indices.contains($0 - 1) ? lines[$0 - 1] : nil }
+                if context.text.contains("flow"), around.contains(where: { $0.contains("${") }) {
+                    message += "; inside [ ] or { }, write each ${...} in quotes: [\"${A}\", \"${B}\"]"
+                }
             }
             report(message, at: mark)
         case .duplicatedKeysInMapping(let duplicates, let context):

@@ -516,6 +516,11 @@ struct ConfigParsingTests {
         let unclosed = configProblems("sources: [main\nstore: x\n")
         #expect(unclosed == ["2:6 YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 10)"])
 
+        // README's rotation example, unquoted: `{` starts a map inside the brackets.
+        let unquoted = configProblems(minimalConfig + "\nsinks:\n  hook:\n    type: webhook\n    url: https://h.example\n    secrets: [${NEW}, ${OLD}]\n")
+        #expect(unquoted.count == 1)
+        #expect(unquoted.first?.hasSuffix(#"; inside [ ] or { }, write each ${...} in quotes: ["${A}", "${B}"]"#) == true, "\(unquoted)")
+
         let twoDocuments = configProblems(minimalConfig + "\n---\nstore: x\n")
         #expect(twoDocuments == ["5:1 the file holds more than one YAML document (a second `---`): keep one"])
     }
