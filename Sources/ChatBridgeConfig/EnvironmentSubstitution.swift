@@ -21,6 +21,12 @@ package enum ConfigEnvironmentSubstitution {
         var message: String
         /// The variable, when the problem is only that it is not set.
         var unsetVariable: String? = nil
+        /// The file of a `${file:PATH}` that could not be read (missing, no permission):
+        /// as for an unset variable, a command that never uses the secret does without it.
+        var unreadableFile: String? = nil
+
+        /// What is missing, as a person names it: `UNIPILE_API_KEY`, `file:/run/...`.
+        var missingSource: String? { unsetVariable ?? unreadableFile.map { "file:\($0)" } }
     }
 
     /// Every problem of one text.
@@ -77,7 +83,8 @@ package enum ConfigEnvironmentSubstitution {
                 }
                 switch readFile(path) {
                 case .success(let content): output += content
-                case .failure(let problem): problems.append(Problem(message: "${file:\(path)}: \(problem.reason)"))
+                case .failure(let problem):
+                    problems.append(Problem(message: "${file:\(path)}: \(problem.reason)", unreadableFile: path))
                 }
                 continue
             }

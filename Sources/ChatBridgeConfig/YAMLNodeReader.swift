@@ -220,8 +220,8 @@ package struct YAMLNodeReader {
         case .success(let text):
             return text.isEmpty ? .null : .value(text)
         case .failure(let failure)
-        where secret && secretsMayBeUnset && failure.problems.allSatisfy({ $0.unsetVariable != nil }):
-            let names = failure.problems.compactMap(\.unsetVariable).joined(separator: ", ")
+        where secret && secretsMayBeUnset && failure.problems.allSatisfy({ $0.missingSource != nil }):
+            let names = failure.problems.compactMap(\.missingSource).joined(separator: ", ")
             unresolvedSecrets.append("\(path) (\(names))")
             return .value(Self.unresolvedSecretPlaceholder)
         case .failure(let failure):

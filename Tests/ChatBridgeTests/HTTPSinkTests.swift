@@ -241,6 +241,27 @@ extension HTTPTemplateTests {
         #expect(messages.contains { $0.contains("environment variable UNSET_BOT_TOKEN is not set") })
         #expect(messages.contains { $0.contains("environment variable UNSET_CHAT_ID is not set") })
     }
+
+    /// The README's systemd recipe reads the key from the service's credentials folder,
+    /// which a shell outside the service cannot read: `chatbridge status` must still work.
+    @Test("read-only commands load a config whose ${file:...} secret cannot be read; run refuses it")
+    func unreadableSecretFile() throws {
+        let directory = TemporaryDirectory("secret-file-unreadable")
+        let path = directory.file("chatbridge.yaml")
+        let missing = directory.file("credentials/unipile-api-key")
+        try Data("""
+            sources:
+              - name: main
+                url: http://127.0.0.1:1
+                api_key: ${file:\(missing)}
+            """.utf8).write(to: URL(fileURLWithPath: path))
+        let readOnly = try ChatBridgeConfiguration.loadChecked(path: path, environment: [:], secrets: .mayBeUnset)
+        #expect(readOnly.unresolvedSecrets == ["sources[0].api_key (file:\(missing))"])
+        let error = #expect(throws: ConfigurationError.self) {
+            try ChatBridgeConfiguration.loadChecked(path: path, environment: [:])
+        }
+        #expect(error?.diagnostics.map(\.message).contains { $0.contains("${file:\(missing)}") } == true, "\(String(describing: error))")
+    }
 }
 
 @Suite("http sink: against a real receiver", .timeLimit(.minutes(1)))
