@@ -29,6 +29,11 @@ struct ChatBridgeCommand: AsyncParsableCommand {
     /// `run` as services and crontabs write it is read without ArgumentParser
     /// (``RunRequest/init(directArguments:)``); any other command line goes to it.
     static func parseAndRun() async {
+        // Every command's messages on standard error follow `CHATBRIDGE_LOG_FORMAT`; the
+        // commands with `--log-format` (run, demo, simulate) may say otherwise.
+        if ProcessInfo.processInfo.environment["CHATBRIDGE_LOG_FORMAT"]?.lowercased() == "json" {
+            DiagnosticOutput.use(.json)
+        }
         do {
             if let run = RunRequest(directArguments: Array(CommandLine.arguments.dropFirst())) {
                 try await run.run()

@@ -31,6 +31,16 @@ struct LogEnvironmentTests {
         for result in [json, text] { #expect(!result.stderr.contains("key_log_env_secret")) }
     }
 
+    @Test("CHATBRIDGE_LOG_FORMAT=json makes every command's messages on standard error JSON lines")
+    func formatOfEveryCommand() async throws {
+        let workspace = try Self.workspace(["CHATBRIDGE_LOG_FORMAT": "json"])
+        for arguments in [["explain", "no-such-event"], ["eval", "1 +"], ["rules", "check", "--offline"]] {
+            let result = try await workspace.run(arguments)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(!lines.isEmpty && lines.count == Self.jsonLines(result.stderr).count, "\(arguments): \(result.stderr)")
+        }
+    }
+
     static func levels(_ text: String) -> Set<String> {
         Set(jsonLines(text).compactMap { $0["level"]?.stringValue })
     }
