@@ -191,6 +191,27 @@ func printError(_ message: String) {
     DiagnosticOutput.write(message)
 }
 
+/// The bytes of a file a command was given (`-`: standard input), or a one-line reason
+/// naming `path` on standard error and exit 2: "events.json: no such file".
+func readInputFile(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    var isFolder: ObjCBool = false
+    let reason: String
+    if !FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+        reason = "no such file"
+    } else if isFolder.boolValue {
+        reason = "a folder, not a file"
+    } else if !FileManager.default.isReadableFile(atPath: path) {
+        reason = "permission denied"
+    } else if let data = FileManager.default.contents(atPath: path) {
+        return data
+    } else {
+        reason = "cannot be read"
+    }
+    printError("\(path): \(reason)")
+    throw ExitCode(2)
+}
+
 /// Writes one line to standard output; a closed pipe ends the process quietly with 0.
 func printLine(_ line: String) {
     var bytes = Array(line.utf8)

@@ -54,11 +54,11 @@ struct EvalCommand: ParsableCommand {
         }
         var variables = JSONValue.object(JSONObject())
         if let vars {
+            let data = try readInputFile(vars)
             do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: vars))
                 variables = try JSONValue.parse(data)
             } catch {
-                printError("\(vars): \(error)")
+                printError("\(vars): not JSON: \(error)")
                 throw ExitCode(2)
             }
             guard variables.objectValue != nil else {
@@ -81,14 +81,7 @@ struct EvalCommand: ParsableCommand {
 
     /// The events of FILE, completed as `rules test` completes them.
     private func readEvents(_ file: String, now: Date) throws -> [Event] {
-        let data: Data
-        do {
-            data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile()
-                : try Data(contentsOf: URL(fileURLWithPath: file))
-        } catch {
-            printError("\(file): \(error.localizedDescription)")
-            throw ExitCode(2)
-        }
+        let data = try readInputFile(file)
         var generator = EventIDGenerator()
         do {
             return try RuleTestInput.events(in: Array(data)).map {

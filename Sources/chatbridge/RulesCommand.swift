@@ -79,14 +79,7 @@ struct RulesTestCommand: ParsableCommand {
         StandardOutput.ignoreBrokenPipeSignal()
         let configuration = try config.file.load(secrets: .mayBeUnset)
         let rules = try loadRules(configuration)
-        let data: Data
-        do {
-            data = event == "-" ? FileHandle.standardInput.readDataToEndOfFile()
-                : try Data(contentsOf: URL(fileURLWithPath: event))
-        } catch {
-            printError("\(event): \(error.localizedDescription)")
-            throw ExitCode(2)
-        }
+        let data = try readInputFile(event)
         let values: [JSONValue]
         do {
             values = try RuleTestInput.events(in: Array(data))

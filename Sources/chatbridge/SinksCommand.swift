@@ -160,14 +160,7 @@ struct SinksTestCommand: AsyncParsableCommand {
 /// Reads `--event FILE` (or `-`, standard input): the first line holding JSON, completed
 /// by ``RuleSet/completeTestEvent(_:now:newEventID:)``; exits 2 when it is not an event.
 func readEventArgument(_ path: String) throws -> Event {
-    let data: Data
-    do {
-        data = path == "-" ? FileHandle.standardInput.readDataToEndOfFile()
-            : try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-        printError("\(path): \(error.localizedDescription)")
-        throw ExitCode(2)
-    }
+    let data = try readInputFile(path)
     // `chatbridge events` writes one event per line: take the first line that holds one.
     let text = String(decoding: data, as: UTF8.self)
     let candidate = text.split(whereSeparator: \.isNewline).first { !$0.allSatisfy(\.isWhitespace) }

@@ -125,6 +125,18 @@ extension EndToEndTests {
                     "with --log-format json, a usage error is JSON too: \(json.stderr)")
         }
 
+        /// A file argument that cannot be read is named with the reason, on one line.
+        @Test func anInputFileThatCannotBeReadIsNamedWithItsReason() async throws {
+            let folder = TemporaryDirectory()
+            let missing = folder.file("missing.json")
+            for arguments in [["eval", "--vars", missing, "1"], ["eval", "--event", missing, "1"], ["eval", "--vars", folder.path, "1"]] {
+                let result = try await ChatBridgeCLI.run(arguments)
+                #expect(result.exitStatus == 2, "\(arguments): \(result)")
+                let reason = arguments[2] == folder.path ? "a folder, not a file" : "no such file"
+                #expect(result.stderr == "\(arguments[2]): \(reason)\n", "\(arguments): \(result)")
+            }
+        }
+
         @Test func jsonLogsAreJSONOnEveryLineWithTypedValues() async throws {
             try await UnipileSimulator.withRunning(SimulatorOptions(apiKey: apiKey, chats: 12, seed: 22)) { simulator in
                 let workspace = try CLIWorkspace(
