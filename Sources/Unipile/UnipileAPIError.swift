@@ -91,6 +91,11 @@ package struct UnipileAPIError: Error, Sendable, Hashable, CustomStringConvertib
             let excerpt = Self.printable(bodyExcerpt)
             if !excerpt.isEmpty { text += ": \(excerpt)" }
         }
+        // Not Unipile's own error object: most often a `url` that already ends in the path
+        // that chatbridge appends (the URL is a secret, so the message cannot show it).
+        if status == 404, type == nil {
+            text += " (no /api/v1/chats under the source's url: give the API's base, such as https://api1.unipile.com:13111)"
+        }
         return text
     }
 

@@ -423,6 +423,10 @@ struct UnipileQueryAndErrorTests {
         #expect(error.json.compactString == #"{"status":503,"type":"errors/no_channel","title":null,"detail":null}"#)
         #expect(UnipileAPIError(status: 403, body: [UInt8]()).isAuthenticationFailure)
         #expect(UnipileAPIError(status: 500, body: [UInt8]()).description == "HTTP 500")
+        #expect(UnipileAPIError(status: 404, body: Array("Not Found".utf8)).description
+            == "HTTP 404: Not Found (no /api/v1/chats under the source's url: give the API's base, such as https://api1.unipile.com:13111)")
+        #expect(UnipileAPIError(status: 404, body: Array(#"{"type":"errors/resource_not_found"}"#.utf8)).description
+            == "HTTP 404 errors/resource_not_found", "Unipile's own 404 is its own")
     }
 
     @Test("a body that is not an error object keeps its first 300 bytes, whole characters only")
