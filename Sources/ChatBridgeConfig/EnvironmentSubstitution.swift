@@ -108,7 +108,7 @@ package enum ConfigEnvironmentSubstitution {
                 output += fallback
             } else {
                 problems.append(Problem(
-                    message: "environment variable \(name) is not set (write ${\(name):-default} to give a default)",
+                    message: "environment variable \(name) is not set (export it, or write ${\(name):-default} in the file to give a default)",
                     unsetVariable: name))
             }
         }

@@ -106,7 +106,9 @@ package struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible
         case MustacheTemplate.Error.textInsideInheritSection: reason = "text inside an inheritance section"
         case MustacheTemplate.Error.invalidConfigVariableSyntax: reason = "invalid pragma ({{% ... }})"
         case MustacheTemplate.Error.unrecognisedConfigVariable: reason = "unknown pragma ({{% ... }})"
-        default: reason = "invalid template"
+        default:
+            // The parser reads past the end looking for a tag's "}}" (`{{chat.name}`).
+            reason = "\(parserError.error)" == "overflow" ? "a tag is not closed (missing \"}}\")" : "invalid template"
         }
         message = reason
         // The pragma line is line 1 of what the parser saw.

@@ -263,8 +263,8 @@ struct ConfigParsingTests {
               hook: {type: webhook, url: "${SLACK_WEBHOOK_URL}", secret: "${OOPS"}
             """, environment: ["POLL_INTERVAL": "30s", "UNRELATED": "sk-should-not-appear"])
         #expect(problems == [
-            "4:14 sources[0].api_key: environment variable UNIPILE_API_KEY is not set (write ${UNIPILE_API_KEY:-default} to give a default)",
-            "7:30 sinks.hook.url: environment variable SLACK_WEBHOOK_URL is not set (write ${SLACK_WEBHOOK_URL:-default} to give a default)",
+            "4:14 sources[0].api_key: environment variable UNIPILE_API_KEY is not set (export it, or write ${UNIPILE_API_KEY:-default} in the file to give a default)",
+            "7:30 sinks.hook.url: environment variable SLACK_WEBHOOK_URL is not set (export it, or write ${SLACK_WEBHOOK_URL:-default} in the file to give a default)",
             "7:62 sinks.hook.secret: unterminated '${': write ${NAME} or ${NAME:-default} (and $$ for a literal $)",
         ])
     }

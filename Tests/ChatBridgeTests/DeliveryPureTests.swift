@@ -289,6 +289,10 @@ struct DeliveryTemplateTests {
         #expect(throws: TemplateError.self) { try DeliveryTemplate.validate("{{#chat}}never closed") }
         #expect(throws: TemplateError.self) { try DeliveryTemplate.validate("{{#a}}x{{/b}}") }
         #expect(throws: TemplateError.self) { try DeliveryTemplate.validate("ok\n{{chat.name") }
+        for unclosed in ["{{chat.name}", "{{chat.name"] {
+            let error = #expect(throws: TemplateError.self) { try DeliveryTemplate.validate(unclosed) }
+            #expect(error?.message == "a tag is not closed (missing \"}}\")", "\(unclosed): \(String(describing: error?.message))")
+        }
         do {
             try DeliveryTemplate.validate("line one\nline {{#a}}two{{/b}}")
             Issue.record("should not parse")
