@@ -205,7 +205,10 @@ struct ConfigurationParser {
         } else if isStandardOutputName {
             typeName = "stdout"
         } else {
-            reader.report("\(path) needs a `type`: stdout, webhook, exec or http", at: fields.mark)
+            // `typ: webhook`: name the misspelt key, not only the missing one.
+            let misspelt = fields.orderedEntries.map(\.key).first { YAMLNodeReader.closestKey(to: $0, among: ["type"]) != nil }
+            let hint = misspelt.map { " (did you mean 'type' for '\($0)'?)" } ?? ""
+            reader.report("\(path) needs a `type`: stdout, webhook, exec or http\(hint)", at: fields.mark)
             typeName = nil
         }
         guard let typeName else { return nil }

@@ -479,6 +479,16 @@ struct ConfigParsingTests {
         ])
     }
 
+    @Test("a sink whose `type` is misspelt is told which key was meant")
+    func misspeltSinkType() {
+        #expect(configProblems("""
+            sources:
+              - {name: main, url: "https://a.example", api_key: k1}
+            sinks:
+              hook: {typ: webhook, url: "https://x.example"}
+            """) == ["4:9 sinks.hook needs a `type`: stdout, webhook, exec or http (did you mean 'type' for 'typ'?)"])
+    }
+
     @Test("all problems are reported in file order, one line each")
     func errorDescription() throws {
         do {
