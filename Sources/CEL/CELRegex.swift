@@ -10,7 +10,14 @@ import CRE2
 ///
 /// What RE2 refuses is refused here, with RE2's reason: backreferences (`\1`), lookaround
 /// (`(?=`, `(?<!`), atomic groups, possessive quantifiers (`a*+`), repetition counts over
-/// 1000 and patterns whose program would be too large.
+/// 1000 and patterns whose program has more than 50,000 steps (`CRE2_MAX_PROGRAM_SIZE`).
+///
+/// Linear is not yet bounded: a search costs up to the program's size per byte, and when
+/// RE2's automaton runs out of states (a pattern like `([ab]{0,40}a){10}c` on adversarial
+/// text) it walks every step for every byte: 13 s for 5 MB in a measurement. So a search
+/// whose program size times the text's length passes ``maximumSearchSteps`` is an
+/// evaluation error (the rule does not match, and says why) instead of a stall: a chat
+/// name of 1 MB against a pattern of 13,000 steps, not any realistic name.
 ///
 /// ```swift
 /// let regex = try CELRegex.compile(#"\p{L}+"#).get()
@@ -19,6 +26,12 @@ import CRE2
 struct CELRegex: Sendable {
     let pattern: String
     private let compiled: CompiledPattern
+    /// The compiled program's instructions, for ``maximumSearchSteps``.
+    let programSize: Int
+
+    /// The most (program size × text bytes) one search may cost: about a second when every
+    /// step is walked, milliseconds when RE2's automaton keeps up (most patterns).
+    static let maximumSearchSteps = 1 << 28
 
     /// Compiles `pattern`; the error text says what RE2 refused and where in the pattern.
     static func compile(_ pattern: String) -> Result<CELRegex, CELEvaluationError> {
@@ -30,17 +43,28 @@ struct CELRegex: Sendable {
         guard let pointer else {
             return .failure(CELEvaluationError(message: "invalid regular expression: " + explanation(of: error, in: pattern)))
         }
-        return .success(CELRegex(pattern: pattern, compiled: CompiledPattern(pointer)))
+        return .success(CELRegex(pattern: pattern, compiled: CompiledPattern(pointer), programSize: Int(cre2_program_size(pointer))))
     }
 
-    private init(pattern: String, compiled: CompiledPattern) {
+    private init(pattern: String, compiled: CompiledPattern, programSize: Int) {
         self.pattern = pattern
         self.compiled = compiled
+        self.programSize = programSize
     }
 
     /// Whether the pattern matches anywhere in `text` (CEL's `matches` is RE2's partial
     /// match, a search; anchor with `^…$` to match the whole string).
-    func matches(_ text: String) -> Bool {
+    ///
+    /// - Throws: when the search could cost more than ``maximumSearchSteps``.
+    func matches(_ text: String) throws(CELEvaluationError) -> Bool {
+        let length = text.utf8.count
+        guard length.multipliedReportingOverflow(by: max(1, programSize)).partialValue <= Self.maximumSearchSteps,
+              length <= Self.maximumSearchSteps
+        else {
+            throw CELEvaluationError(
+                message: "matches: a text of \(length) bytes is too long for this pattern (\(programSize) steps): "
+                    + "at most \(Self.maximumSearchSteps / max(1, programSize)) bytes")
+        }
         var text = text
         return text.withUTF8 { bytes in
             bytes.withMemoryRebound(to: CChar.self) { cre2_partial_match(compiled.pointer, $0.baseAddress, $0.count) != 0 }

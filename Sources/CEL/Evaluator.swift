@@ -75,7 +75,7 @@ struct Evaluator {
         case .matches(let subject, let regex):
             let value = try evaluate(subject)
             guard case .string(let text) = value else { throw Operations.noOverload("matches", value, .string("")) }
-            return .bool(regex.matches(text))
+            return .bool(try regex.matches(text))
         case .timeAccessor(let accessor, let operand, let zoneArgument):
             let value = try evaluate(operand)
             let zone: CELTimeZone

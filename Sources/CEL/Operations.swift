@@ -336,7 +336,9 @@ enum Operations {
             guard case .string(let s) = value, case .string(let pattern) = arguments[1] else {
                 return .failure(noOverload("matches", value, arguments[1]))
             }
-            return CELRegex.compile(pattern).map { .bool($0.matches(s)) }
+            return CELRegex.compile(pattern).flatMap { regex in
+                Result { () throws(CELEvaluationError) in .bool(try regex.matches(s)) }
+            }
         case .lowerAscii, .upperAscii:
             guard case .string(let s) = value else { return .failure(noOverload(builtin.rawValue, value)) }
             return .success(.string(builtin == .lowerAscii ? CELStrings.lowerASCII(s) : CELStrings.upperASCII(s)))

@@ -154,4 +154,21 @@ struct RegexTests {
         #expect(try value(#"chat.name.matches("(a+)+!$")"#, variables) == true)
         #expect(try value(#"chat.name.matches("(x+x+)+y")"#, ["chat": ["name": .string(String(repeating: "x", count: 100_000))]]) == false)
     }
+
+    /// RE2 is linear in the text, at up to the program's size per byte: a pattern of
+    /// 400,000 steps is refused where it is written, and a search whose size times the
+    /// text's length could take seconds is an evaluation error, not a stall.
+    @Test func searchesThatCouldTakeSecondsAreRefused() throws {
+        #expect(compileError(#"chat.name.matches("(?i)[\\pL\\pN]{0,300}z")"#, declared: ["chat"])?.message
+            == "invalid regular expression: pattern too large (402305 steps, at most 50000)")
+        let long: [String: CELValue] = ["chat": ["name": .string(String(repeating: "é", count: 500_000))]]
+        #expect(try evaluationError(#"chat.name.matches("(?i)[\\pL\\pN]{0,10}z")"#, long)?.message
+            == "matches: a text of 1000000 bytes is too long for this pattern (13415 steps): at most 20010 bytes")
+        #expect(try value(#"chat.name.matches("(?i)é+$")"#, long) == true, "a small pattern searches megabytes")
+        let short: [String: CELValue] = ["chat": ["name": .string(String(repeating: "é", count: 5_000) + "z")]]
+        #expect(try value(#"chat.name.matches("(?i)[\\pL\\pN]{0,10}z")"#, short) == true)
+        // A pattern that is not a literal (the subject's own text) is bounded the same way.
+        let dynamic: [String: CELValue] = ["chat": ["name": .string(String(repeating: "é", count: 500_000)), "pattern": .string(#"(?i)[\pL\pN]{0,10}z"#)]]
+        #expect(try evaluationError(#"chat.name.matches(chat.pattern)"#, dynamic)?.message.hasPrefix("matches: a text of 1000000 bytes") == true)
+    }
 }
