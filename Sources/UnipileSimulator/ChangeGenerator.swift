@@ -32,6 +32,9 @@ struct ChangeGenerator: Sendable {
     private var rng: SplitMix64
     /// Unix milliseconds of the latest simulated activity.
     private(set) var clock: Int64
+    /// The real time of the changes being applied, when the simulator follows a clock:
+    /// activity lands between the last and now, never in the future.
+    private var now: Int64?
     let factory: ChatFactory
 
     /// Relative likelihood of each kind of change (toggles pick their direction from the chat).
@@ -57,8 +60,13 @@ struct ChangeGenerator: Sendable {
     mutating func changesPerTick() -> Int { rng.int(in: 1..<4) }
 
     /// Applies `count` random changes to `workspace` and says what they were.
-    mutating func apply(count: Int, to workspace: inout ChatWorkspace) -> [SimulatedChange] {
-        (0..<max(count, 0)).map { _ in applyOne(to: &workspace) }
+    ///
+    /// - Parameter now: Unix milliseconds of the real time, when the simulator follows a
+    ///   clock: new activity is not later than it (nor earlier than what came before).
+    mutating func apply(count: Int, to workspace: inout ChatWorkspace, now: Int64? = nil) -> [SimulatedChange] {
+        self.now = now
+        defer { self.now = nil }
+        return (0..<max(count, 0)).map { _ in applyOne(to: &workspace) }
     }
 
     private mutating func applyOne(to workspace: inout ChatWorkspace) -> SimulatedChange {
@@ -141,9 +149,15 @@ struct ChangeGenerator: Sendable {
         return SimulatedChange(kind: .added, chatID: id)
     }
 
-    /// Moves the clock forward by up to two minutes, and past `timestamp` when given.
+    /// Moves the clock forward by up to two minutes (at most to `now`, and always by at
+    /// least a millisecond), and past `timestamp` when given.
     private mutating func advanceClock(past timestamp: Int64?) -> Int64 {
-        clock += rng.int64(in: 1..<120_000)
+        let step = rng.int64(in: 1..<120_000)
+        if let now, now > clock {
+            clock += min(step, now - clock)
+        } else {
+            clock += now == nil ? step : 1
+        }
         if let timestamp, timestamp >= clock { clock = timestamp + 1 }
         return clock
     }

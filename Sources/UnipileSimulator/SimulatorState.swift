@@ -54,7 +54,7 @@ public actor SimulatorState {
 
     private static func newestChatTime(_ clock: (@Sendable () -> Date)?) -> Int64 {
         guard let clock else { return ChatFactory.baseTime }
-        return Int64((clock().timeIntervalSince1970 * 1000).rounded(.down))
+        return milliseconds(clock)
     }
 
     // MARK: - The API
@@ -238,12 +238,17 @@ public actor SimulatorState {
     /// muting, renames, additions, removals), deterministic for the workspace's seed.
     @discardableResult
     public func applyRandomChanges(count: Int) -> [SimulatedChange] {
-        changes.apply(count: count, to: &workspace)
+        changes.apply(count: count, to: &workspace, now: clock.map(Self.milliseconds))
     }
 
     /// One `--change-every` tick: one to three random changes.
     func applyTick() -> [SimulatedChange] {
         let count = changes.changesPerTick()
-        return changes.apply(count: count, to: &workspace)
+        return changes.apply(count: count, to: &workspace, now: clock.map(Self.milliseconds))
+    }
+
+    /// Unix milliseconds of `clock`'s time now.
+    private static func milliseconds(_ clock: @Sendable () -> Date) -> Int64 {
+        Int64((clock().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }

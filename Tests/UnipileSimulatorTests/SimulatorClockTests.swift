@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import UnipileSimulator
 
@@ -30,5 +31,22 @@ struct SimulatorClockTests {
         // Without a clock, times stay fixed (tests and benchmarks compare pages byte for byte).
         let fixed = try await timestamps(SimulatorState(apiKey: "k", chats: 40, seed: 5))
         #expect(fixed.values.compactMap { $0 }.max() == ChatFactory.baseTime)
+    }
+
+    /// Changes made faster than time passes (the demo's every 2 s) must not carry the
+    /// chats' times into the future: a rule on `timestamp(chat.timestamp) > now - …` would
+    /// be true of everything.
+    @Test func activityNeverRunsAheadOfTheClock() async throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let now = Mutex(start)
+        let state = SimulatorState(apiKey: "k", chats: 40, seed: 5, clock: { now.withLock { $0 } })
+        for tick in 1...30 {
+            now.withLock { $0 = start.addingTimeInterval(Double(tick) * 2) }
+            await state.applyRandomChanges(count: 3)
+        }
+        let newest = try #require(try await timestamps(state).values.compactMap { $0 }.max())
+        // At most a millisecond a change past the clock, where changes outrun it.
+        #expect(newest <= 1_800_000_060_000 + 90, "newest \(newest)")
+        #expect(newest > 1_800_000_000_000, "time moved on")
     }
 }
