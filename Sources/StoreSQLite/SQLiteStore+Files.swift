@@ -119,7 +119,10 @@ extension SQLiteStore {
     /// A failure to open the store, with the file system's reason when it has one and
     /// SQLite's words otherwise; never a Foundation error dump.
     static func openingError(path: String, _ error: any Error, readOnly: Bool) -> StoreError {
-        if readOnly, StoreFileProbe.system.kind(path) == .missing {
+        // Missing: not written yet, unless something in the path means `run` cannot write it.
+        if readOnly, StoreFileProbe.system.kind(path) == .missing,
+           [.missing, .folder].contains(StoreFileProbe.system.kind(folderOf(path)))
+        {
             return StoreError(path: path, message: "no store at \(path) yet: `chatbridge run` creates it", namesPath: true)
         }
         if let problem = problem(path: path, probe: .system) { return StoreError(path: path, message: problem, namesPath: true) }

@@ -33,8 +33,12 @@ package final class SQLiteWriterLock: Sendable {
         package var holder: Int32?
         /// Why the file could not be used, when that is the problem.
         package var reason: String?
+        /// `reason` is the store's diagnosis (``SQLiteStore/problem(path:probe:)``), a
+        /// sentence that names the path itself.
+        package var isDiagnosis = false
 
         package var description: String {
+            if let reason, isDiagnosis { return reason }
             if let reason { return "cannot lock store \(storePath): \(reason)" }
             let who = holder.map { "another chatbridge (pid \($0))" } ?? "another chatbridge"
             return "\(who) is running on \(storePath)"
@@ -45,6 +49,10 @@ package final class SQLiteWriterLock: Sendable {
     /// process holds it.
     package init(storePath: String) throws(Unavailable) {
         path = storePath + ".lock"
+        // What stands in the way in the file system, in the words `rules check` uses.
+        if let problem = SQLiteStore.problem(path: storePath, probe: .system) {
+            throw Unavailable(storePath: storePath, holder: nil, reason: problem, isDiagnosis: true)
+        }
         let folder = (storePath as NSString).deletingLastPathComponent
         // The store's folder holds chat content: private, as `prepareFiles` makes it too
         // (the lock is taken first, so this is where a new folder is made).

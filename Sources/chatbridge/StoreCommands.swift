@@ -9,13 +9,6 @@ import StoreSQLite
 
 /// Opens the store named by the config for reading, or exits 1 saying why.
 func openStoreForReading(_ configuration: ChatBridgeConfiguration) async throws -> any RuntimeStore {
-    if configuration.postgresStore == nil {
-        let path = configuration.storePath
-        guard FileManager.default.fileExists(atPath: path) else {
-            printError("no store at \(path) yet: `chatbridge run` creates it")
-            throw ExitCode(1)
-        }
-    }
     do {
         return try await BridgeStores.open(configuration, readOnly: true, logger: quietStoreLogger)
     } catch {

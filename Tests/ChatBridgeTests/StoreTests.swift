@@ -286,6 +286,14 @@ struct SQLiteStoreTests {
             "\(error)".contains("no store at \(dir.file("missing.sqlite")) yet")
         }
         #expect(!FileManager.default.fileExists(atPath: dir.file("missing.sqlite")), "a reader creates nothing")
+        // A store path under a file: not "run creates it", which it cannot; the writer's lock
+        // (which run takes first) says the same.
+        let file = dir.file("key.txt")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let underAFile = file + "/chatbridge.sqlite"
+        let diagnosis = "cannot create \(underAFile): \(file) is a file, not a folder"
+        #expect { try SQLiteStore(path: underAFile, readOnly: true) } throws: { "\($0)" == diagnosis }
+        #expect { try SQLiteWriterLock(storePath: underAFile) } throws: { "\($0)" == diagnosis }
     }
 
     @Test func theDiagnosisNamesThePathAndTheCause() {
