@@ -62,7 +62,13 @@ extension CELValue {
 /// failed. `description` is the message alone, ready to print.
 package struct CELEvalToolError: Error, Sendable, Equatable, CustomStringConvertible {
     package var message: String
-    package init(message: String) { self.message = message }
+    /// The expression itself is wrong (it does not compile): a usage error of `eval`,
+    /// where an error while evaluating it is a runtime failure.
+    package var isCompileError: Bool
+    package init(message: String, isCompileError: Bool = false) {
+        self.message = message
+        self.isCompileError = isCompileError
+    }
     package var description: String { message }
 }
 
@@ -143,7 +149,7 @@ package enum CELEvalTool {
         do throws(CELCompileError) {
             program = try CELProgram.compile(expression, declarations: declarations)
         } catch {
-            return .failure(CELEvalToolError(message: error.description))
+            return .failure(CELEvalToolError(message: error.description, isCompileError: true))
         }
         switch program.evaluate(activation) {
         case .success(let value):

@@ -75,7 +75,8 @@ struct EvalCommand: ParsableCommand {
             printLine(result.value.compactString)
         case .failure(let error):
             printError(error.message)
-            throw ExitCode(1)
+            // cli.md: 2 for what the user wrote wrong, 1 for a failure while running it.
+            throw ExitCode(error.isCompileError ? 2 : 1)
         }
     }
 

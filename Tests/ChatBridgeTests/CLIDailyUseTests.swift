@@ -114,11 +114,14 @@ extension EndToEndTests {
         }
 
         @Test func usageErrorsExitTwo() async throws {
-            for arguments in [["events", "--limit", "many"], ["--no-such-option"], ["eval"], ["run", "--drain-timeout", "30"]] {
+            for arguments in [["events", "--limit", "many"], ["--no-such-option"], ["eval"], ["eval", "1 +"], ["run", "--drain-timeout", "30"]] {
                 let result = try await ChatBridgeCLI.run(arguments)
                 #expect(result.exitStatus == 2, "\(arguments): \(result)")
                 #expect(!result.stderr.isEmpty && result.stdout.isEmpty, "\(arguments): \(result)")
             }
+            // An expression that compiles but fails while evaluated is a runtime failure.
+            let divided = try await ChatBridgeCLI.run(["eval", "1 / 0"])
+            #expect(divided.exitStatus == 1 && divided.stderr == "division by zero\n", "\(divided)")
             let json = try await ChatBridgeCLI.run(["run", "--log-format", "json", "--no-such-option"])
             #expect(json.exitStatus == 2, "\(json)")
             #expect(!json.stderrLines.isEmpty && json.stderrLines.allSatisfy { (try? JSONValue.parse($0))?.objectValue != nil },
