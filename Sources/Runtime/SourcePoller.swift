@@ -210,10 +210,13 @@ package actor SourcePoller {
         let absent = index.absent()
         let plan = SnapshotRules.planAbsences(
             knownCount: index.count, absent: absent, suspiciousStreak: session.record?.suspiciousStreak ?? 0)
-        if plan.suspicious {
+        if plan.suspicious, plan.removals.isEmpty {
             logger.warning(
                 "\(absent.count) of \(index.count) known chats missing from this poll: holding removals until confirmed",
                 metadata: ["suspicious_streak": .stringConvertible(plan.suspiciousStreak)])
+        } else if plan.suspicious {
+            logger.warning(
+                "\(absent.count) of \(index.count) known chats missing for \(SnapshotRules.suspiciousPollsBeforeBelief) complete polls in a row: removing them")
         }
         let identity = accountIdentity
         return CompletedPoll(

@@ -24,6 +24,7 @@ struct PipelineHarness {
     static func with<T: Sendable>(
         chats: Int = 30, seed: UInt64 = 7, pageSize: Int = 10, timeout: Duration = .seconds(5),
         emitBaseline: Bool = false, apiKey: String = "test-key", clientKey: String? = nil,
+        logRecords: LogRecords? = nil,
         _ body: @Sendable (PipelineHarness) async throws -> T
     ) async throws -> T {
         let options = SimulatorOptions(apiKey: apiKey, chats: chats, seed: seed)
@@ -36,7 +37,8 @@ struct PipelineHarness {
             let client = UnipileClient(source: source, httpClient: HTTPClient.shared)
             let poller = SourcePoller(
                 configuration: source, client: client, store: store, emitBaseline: emitBaseline,
-                logger: Logger(label: "test"))
+                logger: logRecords.map { records in Logger(label: "test") { _ in RecordingLogHandler(records: records) } }
+                    ?? Logger(label: "test"))
             return try await body(PipelineHarness(simulator: simulator, store: store, poller: poller, directory: directory))
         }
     }
@@ -162,7 +164,8 @@ struct PipelineTests {
     }
 
     @Test func massVanishIsHeld() async throws {
-        try await PipelineHarness.with(chats: 20) { h in
+        let records = LogRecords()
+        try await PipelineHarness.with(chats: 20, logRecords: records) { h in
             _ = await h.poll()
             let ids = try await h.chatIDs()
             for id in ids.prefix(15) { _ = await h.simulator.state.remove(id: id) }
@@ -172,5 +175,12 @@ struct PipelineTests {
             _ = await h.poll()
             #expect(try await h.events().count == 15, "believed on the third")
         }
+        // The log says what each poll did: held twice, then removed (not "holding" again).
+        let warnings = records.all.filter { $0.level == .warning }.map(\.message)
+        #expect(warnings == [
+            "15 of 20 known chats missing from this poll: holding removals until confirmed",
+            "15 of 20 known chats missing from this poll: holding removals until confirmed",
+            "15 of 20 known chats missing for 3 complete polls in a row: removing them",
+        ])
     }
 }
