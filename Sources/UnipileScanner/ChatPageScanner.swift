@@ -560,10 +560,9 @@ private struct PageScanner {
         guard let id, !id.contents.isEmpty else { throw shapeError("chat has no string \"id\"") }
         // A NUL (only an escape can write one) would end the string where the store, an
         // exec sink's environment or a log reads it as C text: two chats would share an id.
-        for (name, field) in [("id", id), ("account_id", accountID), ("account_type", accountType)] {
-            if let field, field.hasEscapes, field.text(in: bytes).unicodeScalars.contains("\u{0}") {
-                throw shapeError("chat \"\(name)\" holds a NUL character (\\u0000)")
-            }
+        // Most ids have no escape: this costs them one flag test each.
+        if id.hasEscapes || accountID?.hasEscapes == true || accountType?.hasEscapes == true {
+            try refuseNUL(id: id, accountID: accountID, accountType: accountType)
         }
         let key: ChatKey
         if id.hasEscapes {
@@ -575,6 +574,17 @@ private struct PageScanner {
         let fingerprint = XXH64.hash(UnsafeRawBufferPointer(rebasing: bytes[range]), seed: fingerprintSeed)
         return ScannedItem(
             range: range, fingerprint: fingerprint, key: key, id: id, accountID: accountID, accountType: accountType)
+    }
+
+    /// Throws when the id or an account field holds a NUL; out of line, so that the
+    /// common item (no escape in any of them) carries none of this code.
+    @inline(never)
+    func refuseNUL(id: ScannedString, accountID: ScannedString?, accountType: ScannedString?) throws(ChatPageScanError) {
+        for (name, field) in [("id", id), ("account_id", accountID), ("account_type", accountType)] {
+            if let field, field.hasEscapes, field.text(in: bytes).unicodeScalars.contains("\u{0}") {
+                throw shapeError("chat \"\(name)\" holds a NUL character (\\u0000)")
+            }
+        }
     }
 
     // MARK: Keys
