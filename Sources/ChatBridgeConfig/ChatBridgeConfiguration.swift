@@ -53,6 +53,9 @@ package struct ChatBridgeConfiguration: Sendable, Hashable {
     /// The secret values whose `${VAR}` was not set, when loaded with
     /// ``SecretUse/mayBeUnset``: `sources[0].api_key (UNIPILE_API_KEY)`. Empty otherwise.
     package var unresolvedSecrets: [String] = []
+    /// What each `${NAME}` or `${file:PATH}` put into a secret value: a token inside a
+    /// webhook URL or a body is not a value of its own, and a receiver may echo it.
+    package var substitutedSecrets: [String] = []
 
     /// Whether a command needs the configuration's secrets.
     package enum SecretUse: Sendable {

@@ -94,6 +94,7 @@ struct ConfigurationParser {
             http: http
         )
         configuration.unresolvedSecrets = reader.unresolvedSecrets
+        configuration.substitutedSecrets = reader.substitutedSecrets
         configuration.postgresStore = scale.postgres
         configuration.instance = scale.instance
         configuration.lease = scale.lease

@@ -149,9 +149,9 @@ package enum ConfigEnvironmentSubstitution {
     }
 
     /// The values `text` takes from outside: each `${NAME}`'s variable (when set) and
-    /// each `${file:PATH}`'s content (when readable), each once. `chatbridge sinks test`
-    /// treats them all as secrets: a token inside a URL or a body is not a configured
-    /// secret of its own, and a receiver may echo it.
+    /// each `${file:PATH}`'s content (when readable), each once. Those of a secret value
+    /// are secrets of their own (``ChatBridgeConfiguration/substitutedSecrets``): a token
+    /// inside a URL or a body, which a receiver may echo.
     package static func substitutedValues(in text: String, environment: [String: String]) -> [String] {
         var values: [String] = []
         var rest = Substring(text)

@@ -27,6 +27,9 @@ package struct YAMLNodeReader {
     var secretsMayBeUnset = false
     /// The secret values left unresolved so far: `sources[0].api_key (UNIPILE_API_KEY)`.
     private(set) var unresolvedSecrets: [String] = []
+    /// What each `${...}` put into a secret value (the token inside a webhook URL or a
+    /// body), each once: a receiver may echo it alone, so logs hide it alone too.
+    private(set) var substitutedSecrets: [String] = []
 
     /// What an unresolved secret holds: a valid http URL that can never be reached, so
     /// that a value which must be a URL still reads as one.
@@ -218,6 +221,12 @@ package struct YAMLNodeReader {
         guard let environment else { return scalar.string.isEmpty ? .null : .value(scalar.string) }
         switch ConfigEnvironmentSubstitution.substitute(scalar.string, environment: environment) {
         case .success(let text):
+            if secret {
+                for value in ConfigEnvironmentSubstitution.substitutedValues(in: scalar.string, environment: environment)
+                where !substitutedSecrets.contains(value) {
+                    substitutedSecrets.append(value)
+                }
+            }
             return text.isEmpty ? .null : .value(text)
         case .failure(let failure)
         where secret && secretsMayBeUnset && failure.problems.allSatisfy({ $0.missingSource != nil }):

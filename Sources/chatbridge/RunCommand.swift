@@ -55,7 +55,7 @@ struct RunRequest: Equatable {
         StandardOutput.ignoreBrokenPipeSignal()
         DiagnosticOutput.use(try log.resolved(environment: ProcessInfo.processInfo.environment).format)
         let configuration = try config.load()
-        let redactor = try log.bootstrap(secrets: configuration.secretValues(environment: ProcessInfo.processInfo.environment))
+        let redactor = try log.bootstrap(secrets: configuration.secretValues)
         let rules = try loadRules(configuration)
         let path = config.path
         let logger = Logger(label: "chatbridge")
@@ -65,7 +65,7 @@ struct RunRequest: Equatable {
                 let configuration = try ChatBridgeConfiguration.loadChecked(
                     path: path, environment: ProcessInfo.processInfo.environment)
                 let rules = try RuleSet.load(path: configuration.rulesPath, configuration: configuration)
-                redactor.update(configuration.secretValues(environment: ProcessInfo.processInfo.environment))
+                redactor.update(configuration.secretValues)
                 return (configuration, rules)
             } catch {
                 for line in "\(error)".split(separator: "\n") {

@@ -115,7 +115,7 @@ struct SinksTestCommand: AsyncParsableCommand {
             eventID: eventJSON["id"]?.stringValue ?? "", event: eventJSON, rule: ruleName, sink: name, template: template)
 
         // Every value the file takes from the environment or a file is a secret here.
-        let redactor = LogRedactor(secrets: configuration.secretValues(environment: ProcessInfo.processInfo.environment))
+        let redactor = LogRedactor(secrets: configuration.secretValues)
         // The client `run` uses: no redirects, and a refused connection fails at once.
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: UnipileClient.makeHTTPClientConfiguration())
         let sink = makeSink(name: name, configuration: sinkConfiguration, httpClient: http)

@@ -102,22 +102,22 @@ struct DailyUseTests {
         #expect(redactor.redact("raw key-one\r") == "raw <redacted>")
     }
 
-    @Test func everyValueTheConfigurationTakesFromOutsideIsASecret() throws {
-        let folder = TemporaryDirectory()
-        let file = folder.file("chatbridge.yaml")
+    @Test func whatAVariablePutsIntoASecretIsASecretAndNothingElse() throws {
         let yaml = """
             sources:
-              - {name: main, url: "http://127.0.0.1:1", api_key: "${KEY}"}
+              - {name: "${SOURCE}", url: "http://127.0.0.1:1", api_key: "${KEY}"}
+            store: "${STATE}/chatbridge.sqlite"
             sinks:
               hook: {type: webhook, url: "https://hooks.example/services/${HOOK_TOKEN}"}
             """
-        try Data(yaml.utf8).write(to: URL(fileURLWithPath: file))
-        let environment = ["KEY": "key-secret-1", "HOOK_TOKEN": "hook-token-secret-2"]
-        let configuration = try ChatBridgeConfiguration.load(path: file, environment: environment)
-        #expect(!configuration.secretValues.contains("hook-token-secret-2"), "a part of a URL is not a value of its own")
-        #expect(configuration.secretValues(environment: environment).contains("hook-token-secret-2"))
-        let redactor = LogRedactor(secrets: configuration.secretValues(environment: environment))
-        #expect(redactor.redact("301 to https://other.example/services/hook-token-secret-2") == "301 to https://other.example/services/<redacted>")
+        let environment = ["KEY": "key-secret-1", "HOOK_TOKEN": "hook-token-secret-2", "STATE": "/var/lib/bridge", "SOURCE": "main"]
+        let configuration = try ChatBridgeConfiguration.parse(yaml: yaml, file: "chatbridge.yaml", environment: environment)
+        #expect(configuration.secretValues.contains("hook-token-secret-2"), "a token inside a URL is hidden alone too")
+        #expect(!configuration.secretValues.contains("/var/lib/bridge") && !configuration.secretValues.contains("main"),
+                "a store path or a source name from the environment stays readable in logs")
+        let redactor = LogRedactor(secrets: configuration.secretValues)
+        #expect(redactor.redact("301 to https://other.example/services/hook-token-secret-2 for main")
+            == "301 to https://other.example/services/<redacted> for main")
     }
 
     @Test func jsonLogValuesKeepTheirTypes() throws {
