@@ -202,23 +202,21 @@ package enum HTTPOutcome {
     /// - 2xx: delivered.
     /// - 408, 425, 429, 5xx: retried; `Retry-After` (seconds or HTTP-date) sets the
     ///   earliest next attempt.
-    /// - 3xx: dead (a POST is never redirected), with the origin of `Location` in the
-    ///   error (its path and query hidden: an http-to-https redirect repeats the URL's).
+    /// - 3xx: dead (a POST is never redirected), with where `Location` points relative
+    ///   to the request (another scheme, another host), never its host or path: an
+    ///   http-to-https redirect repeats the URL, whose host and path may be credentials.
     /// - other 4xx (and anything else): dead, with the status and the first 1 KiB of the body.
     ///
-    /// Each of `hiding` (the parts of the request a receiver may echo: the URL's path and
-    /// query, header values) is replaced by `<redacted>` in the body's excerpt: the error
-    /// is logged and stored with the delivery.
+    /// Each of `hiding` (what a receiver may echo of the request, ``HTTPExchange/echoable(url:headerValues:)``)
+    /// is replaced by `<redacted>` in the body's excerpt (``excerpt(_:hiding:)``): the
+    /// error is logged and stored with the delivery.
     package static func classify(
         status: Int, location: String?, retryAfter: String?, body: [UInt8], sink: String, now: Date,
-        hiding: [String] = []
+        hiding: [String] = [], requestURL: String? = nil
     ) -> DeliveryOutcome {
         // The error text is made only for a failure: a success (most attempts) needs none.
         func described() -> String {
-            var excerpt = bodyExcerpt(body)
-            for secret in hiding where secret.count >= 4 && excerpt.contains(secret) {
-                excerpt = excerpt.replacingOccurrences(of: secret, with: "<redacted>")
-            }
+            let excerpt = excerpt(body, hiding: hiding)
             return excerpt.isEmpty ? "sink \(sink): HTTP \(status)" : "sink \(sink): HTTP \(status): \(excerpt)"
         }
         switch status {
@@ -227,28 +225,49 @@ package enum HTTPOutcome {
         case 408, 425, 429, 500...599:
             return .retry(status: status, error: described(), retryAfter: retryAfter.flatMap { RetryAfter.parse($0, now: now) })
         case 300...399:
-            let target = location.map { " to \(redirectTarget($0))" } ?? " (no Location)"
+            let target = location.map { " \(redirectTarget($0, from: requestURL))" } ?? " (no Location)"
             return .dead(status: status, error: "sink \(sink): HTTP \(status) redirect\(target), not followed for POST")
         default:
             return .dead(status: status, error: described())
         }
     }
 
-    /// Where a redirect points, as far as it is safe to say: the origin of an absolute
-    /// `Location`, and whether it has a path or query (hidden).
+    /// The first kept bytes of `body` on one line (``bodyExcerpt(_:)``), each of `hiding`
+    /// (at least 4 characters) replaced by `<redacted>`, and so is the start of one that
+    /// the cut at 1 KiB left at the end.
+    package static func excerpt(_ body: [UInt8], hiding: [String]) -> String {
+        var excerpt = bodyExcerpt(body)
+        let secrets = hiding.filter { $0.count >= 4 }.sorted { $0.count > $1.count }
+        for secret in secrets where excerpt.contains(secret) {
+            excerpt = excerpt.replacingOccurrences(of: secret, with: "<redacted>")
+        }
+        for secret in secrets where secret.count > 4 {
+            for length in stride(from: secret.count - 1, through: 4, by: -1) where excerpt.hasSuffix(String(secret.prefix(length))) {
+                excerpt = String(excerpt.dropLast(length)) + "<redacted>"
+                break
+            }
+        }
+        return excerpt
+    }
+
+    /// Where a redirect points, as far as it is safe to say: relative to `requestURL`
+    /// (the same host or another, the scheme), never a host name or a path.
     ///
     /// ```swift
-    /// HTTPOutcome.redirectTarget("https://hooks.example/services/T0/B0/token")
-    /// // "https://hooks.example/… (path and query hidden)"
+    /// HTTPOutcome.redirectTarget("https://hooks.example/T0/token", from: "http://hooks.example/T0/token")
+    /// // "to https on the same host (Location hidden)"
     /// ```
-    static func redirectTarget(_ location: String) -> String {
-        guard let components = URLComponents(string: location), let scheme = components.scheme,
-              let host = components.host, !host.isEmpty
-        else { return "a path (hidden)" }
-        let origin = TextLimit.prefix(
-            "\(scheme)://\(host)\(components.port.map { ":\($0)" } ?? "")", maxUTF8Bytes: keptBodyBytes)
-        let hasMore = !["", "/"].contains(components.percentEncodedPath) || components.percentEncodedQuery != nil
-        return bodyExcerpt(Array(origin.utf8)) + (hasMore ? "/… (path and query hidden)" : "/")
+    static func redirectTarget(_ location: String, from requestURL: String?) -> String {
+        guard let target = URLComponents(string: location), let host = target.host, !host.isEmpty else {
+            return "to a path on the same host (Location hidden)"
+        }
+        let request = requestURL.flatMap { URLComponents(string: $0) }
+        let scheme = (target.scheme ?? "").lowercased()
+        let shownScheme = ["http", "https"].contains(scheme) ? scheme : "another scheme"
+        guard let requestHost = request?.host, requestHost.lowercased() == host.lowercased() else {
+            return "to \(shownScheme) on another host (Location hidden)"
+        }
+        return "to \(shownScheme) on the same host (Location hidden)"
     }
 
     /// A failure before any response: connection refused, TLS, timeout. Always retried.

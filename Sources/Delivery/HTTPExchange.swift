@@ -35,7 +35,12 @@ struct HTTPExchange: Sendable {
     }
 
     /// Sends one request: its outcome, and the response when there was one.
-    func send(method: HTTPMethod, url: String, headers: HTTPHeaders, body: [UInt8]?) async -> (outcome: DeliveryOutcome, response: Response?) {
+    ///
+    /// - Parameter secretHeaderValues: the values of the headers the sink was configured
+    ///   with (tokens), hidden in a failure's error with the URL's path and query.
+    func send(
+        method: HTTPMethod, url: String, headers: HTTPHeaders, body: [UInt8]?, secretHeaderValues: [String]
+    ) async -> (outcome: DeliveryOutcome, response: Response?) {
         do {
             let request = try HTTPClient.Request(
                 url: url, method: method, headers: headers, body: body.map { .bytes($0) })
@@ -52,7 +57,8 @@ struct HTTPExchange: Sendable {
             let outcome = HTTPOutcome.classify(
                 status: response.status, location: response.location, retryAfter: response.retryAfter,
                 body: (200..<300).contains(response.status) ? [] : response.body, sink: sink, now: now(),
-                hiding: (200..<300).contains(response.status) ? [] : Self.echoable(url: url, headerValues: headers.map(\.value)))
+                hiding: (200..<300).contains(response.status) ? [] : Self.echoable(url: url, headerValues: secretHeaderValues),
+                requestURL: url)
             return (outcome, response)
         } catch {
             return (HTTPOutcome.failure(describe(error), sink: sink), nil)
@@ -61,16 +67,31 @@ struct HTTPExchange: Sendable {
 
     /// What of a request a receiver may echo in an error body, as it was sent and
     /// percent-decoded: the URL's path and query (an incoming-webhook URL carries its token
-    /// there) and the header values (tokens).
+    /// there), their segments and values of 8 characters or more, and the configured
+    /// header values with their words of 8 or more (`TOKEN` of `Bearer TOKEN`).
     static func echoable(url: String, headerValues: [String]) -> [String] {
-        var parts = headerValues
+        var parts = Set<String>()
+        func add<S: StringProtocol>(_ part: S, minimum: Int) {
+            guard part.count >= minimum else { return }
+            parts.insert(String(part))
+            if let decoded = String(part).removingPercentEncoding, decoded != String(part) { parts.insert(decoded) }
+        }
+        for value in headerValues {
+            add(value, minimum: 4)
+            for word in value.split(separator: " ") { add(word, minimum: 8) }
+        }
         if let components = URLComponents(string: url) {
-            for part in [components.percentEncodedPath, components.percentEncodedQuery ?? ""] where part.count > 1 {
-                parts.append(part)
-                if let decoded = part.removingPercentEncoding, decoded != part { parts.append(decoded) }
+            add(components.percentEncodedPath, minimum: 2)
+            for segment in components.percentEncodedPath.split(separator: "/") { add(segment, minimum: 8) }
+            if let query = components.percentEncodedQuery {
+                add(query, minimum: 2)
+                for item in query.split(separator: "&") {
+                    add(item, minimum: 8)
+                    if let value = item.split(separator: "=", maxSplits: 1).dropFirst().first { add(value, minimum: 8) }
+                }
             }
         }
-        return parts.sorted { $0.count > $1.count }
+        return parts.sorted { $0.count > $1.count || ($0.count == $1.count && $0 < $1) }
     }
 
     /// A failure in words that never contain the URL (nor its host or path).

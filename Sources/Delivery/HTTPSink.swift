@@ -84,13 +84,16 @@ package struct HTTPSink: DeliverySink {
             httpHeaders.replaceOrAdd(name: header.name, value: header.value)
         }
 
+        let headerValues = rendered.headers.map(\.value)
         let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now).send(
             method: HTTPMethod(rawValue: rendered.method), url: rendered.url, headers: httpHeaders,
-            body: rendered.contentType != nil ? rendered.body : nil)
+            body: rendered.contentType != nil ? rendered.body : nil, secretHeaderValues: headerValues)
         let summary = HTTPAttempt.RequestSummary(
             method: rendered.method, url: rendered.url, headerNames: httpHeaders.map(\.name),
             contentType: rendered.contentType, bodyBytes: rendered.body.count)
-        return HTTPAttempt(request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [])
+        return HTTPAttempt(
+            request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [],
+            echoable: HTTPExchange.echoable(url: rendered.url, headerValues: headerValues))
     }
 }
 
@@ -123,6 +126,12 @@ package struct HTTPAttempt: Sendable {
     package var status: Int?
     /// The first KiB of the response body.
     package var responseBody: [UInt8]
+    /// What a receiver may echo of the request (``HTTPExchange/echoable(url:headerValues:)``),
+    /// to hide where the response body is shown.
+    package var echoable: [String] = []
+
+    /// The response body's start on one line, what it echoes of the request hidden.
+    package var responseExcerpt: String { HTTPOutcome.excerpt(responseBody, hiding: echoable) }
 }
 
 /// A sink that makes HTTP requests and can show one attempt in full.

@@ -107,10 +107,12 @@ package struct WebhookSink: DeliverySink {
         }
 
         let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now)
-            .send(method: .POST, url: url.value, headers: httpHeaders, body: body)
+            .send(method: .POST, url: url.value, headers: httpHeaders, body: body, secretHeaderValues: headers.map(\.value.value))
         let summary = HTTPAttempt.RequestSummary(
             method: "POST", url: url.value, headerNames: httpHeaders.map(\.name),
             contentType: "application/json", bodyBytes: body.count)
-        return HTTPAttempt(request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [])
+        return HTTPAttempt(
+            request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [],
+            echoable: HTTPExchange.echoable(url: url.value, headerValues: headers.map(\.value.value)))
     }
 }

@@ -134,7 +134,7 @@ struct SinksTestCommand: AsyncParsableCommand {
             }
             if let status = attempt.status {
                 printLine("response: HTTP \(status)")
-                let excerpt = HTTPOutcome.bodyExcerpt(attempt.responseBody)
+                let excerpt = attempt.responseExcerpt
                 if !excerpt.isEmpty { printLine("response body: \(redactor.redact(excerpt))") }
             }
             outcome = attempt.outcome

@@ -188,27 +188,35 @@ struct DeliveryOutcomeTests {
         #expect(classify(503, retryAfter: "Wed, 21 Oct 2015 07:28:00 GMT").status == 503)
     }
 
-    @Test func redirectsAreDeadWithTheOriginOfTheirLocation() {
-        // An http-to-https redirect repeats the URL's path, which holds a webhook's token.
-        guard case .dead(301, let error) = classify(301, location: "https://example.com:8443/hooks/TOKEN-1?k=TOKEN-2") else {
-            Issue.record("301 should be dead")
-            return
+    @Test func redirectsAreDeadSayingWhereTheyPointButNeverTheHostOrPath() {
+        // An http-to-https redirect repeats the URL, whose host and path may be credentials.
+        func dead(_ status: Int, _ location: String?) -> String? {
+            guard case .dead(status, let error) = HTTPOutcome.classify(
+                status: status, location: location, retryAfter: nil, body: [], sink: "team", now: now,
+                requestURL: "http://eo1234secret.m.pipedream.net/hooks/TOKEN-1")
+            else { return nil }
+            return error
         }
-        #expect(error == "sink team: HTTP 301 redirect to https://example.com:8443/… (path and query hidden), not followed for POST")
-        #expect(classify(308, location: "https://example.com/") == .dead(
-            status: 308, error: "sink team: HTTP 308 redirect to https://example.com/, not followed for POST"))
-        #expect(classify(302, location: "/elsewhere/TOKEN-3") == .dead(
-            status: 302, error: "sink team: HTTP 302 redirect to a path (hidden), not followed for POST"))
-        guard case .dead(307, _) = classify(307) else { Issue.record("307 should be dead"); return }
+        #expect(dead(301, "https://eo1234secret.m.pipedream.net/hooks/TOKEN-1")
+            == "sink team: HTTP 301 redirect to https on the same host (Location hidden), not followed for POST")
+        #expect(dead(308, "https://elsewhere.example/x") == "sink team: HTTP 308 redirect to https on another host (Location hidden), not followed for POST")
+        #expect(dead(302, "/elsewhere/TOKEN-3") == "sink team: HTTP 302 redirect to a path on the same host (Location hidden), not followed for POST")
+        #expect(dead(307, nil) == "sink team: HTTP 307 redirect (no Location), not followed for POST")
     }
 
     @Test func whatTheRequestSentIsHiddenInTheBodyExcerpt() {
+        let hidden = HTTPExchange.echoable(url: "https://h.example/hooks/T%20K-secret?key=V-secret-1&x=1", headerValues: ["Bearer TOKEN-22222"])
+        #expect(hidden == [
+            "/hooks/T%20K-secret", "Bearer TOKEN-22222", "key=V-secret-1&x=1", "/hooks/T K-secret", "key=V-secret-1",
+            "T%20K-secret", "TOKEN-22222", "T K-secret", "V-secret-1",
+        ])
         let echoed = HTTPOutcome.classify(
-            status: 400, location: nil, retryAfter: nil, body: Array("no route /hooks/TOKEN-1 for Bearer TOKEN-2".utf8),
-            sink: "team", now: now, hiding: ["/hooks/TOKEN-1", "Bearer TOKEN-2"])
-        #expect(echoed == .dead(status: 400, error: "sink team: HTTP 400: no route <redacted> for <redacted>"))
-        #expect(HTTPExchange.echoable(url: "https://h.example/hooks/T%20K?key=V", headerValues: ["Bearer TOKEN-2"])
-            == ["Bearer TOKEN-2", "/hooks/T%20K", "/hooks/T K", "key=V"])
+            status: 400, location: nil, retryAfter: nil, body: Array("no route /hooks/T K-secret; token TOKEN-22222, key V-secret-1".utf8),
+            sink: "team", now: now, hiding: hidden)
+        #expect(echoed == .dead(status: 400, error: "sink team: HTTP 400: no route <redacted>; token <redacted>, key <redacted>"))
+        // Cut at 1 KiB in the middle of a token: its start is hidden too.
+        let cut = Array((String(repeating: "x", count: 1018) + "TOKEN-22222").utf8)
+        #expect(HTTPOutcome.excerpt(cut, hiding: hidden) == String(repeating: "x", count: 1018) + "<redacted>")
     }
 
     @Test func otherClientErrorsAreDeadWithTheStartOfTheBody() {

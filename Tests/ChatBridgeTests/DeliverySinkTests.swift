@@ -220,8 +220,27 @@ struct DeliveryWebhookSinkTests {
                 Issue.record("expected dead, got \(outcome)")
                 return
             }
-            #expect(error.contains("redirect to https://elsewhere.example/… (path and query hidden)"))
+            #expect(error == "sink team-hook: HTTP 301 redirect to https on another host (Location hidden), not followed for POST")
             #expect(await log.requests.count == 1, "the redirect is not followed")
+        }
+    }
+
+    /// A receiver that echoes the request in its error (its path, which holds the token,
+    /// and a header's token): the error that is logged and stored hides both.
+    @Test func anErrorEchoingTheRequestKeepsItsTokensHidden() async throws {
+        try await withReceiver({ request, _ in
+            receiverResponse(404, "no hook at \(request.path) for \(request.headers["authorization"] ?? "")")
+        }) { url, http, _ in
+            let sink = WebhookSink(
+                name: "team-hook", url: Secret(url.absoluteString),
+                headers: [(name: "Authorization", value: Secret("Bearer header-token-4711"))], httpClient: http)
+            guard case .dead(404, let error) = await sink.deliver(request()) else {
+                Issue.record("expected dead")
+                return
+            }
+            #expect(error == "sink team-hook: HTTP 404: no hook at <redacted> for <redacted>")
+            let attempt = await sink.attempt(request())
+            #expect(attempt.responseExcerpt == "no hook at <redacted> for <redacted>", "sinks test shows it hidden too")
         }
     }
 
