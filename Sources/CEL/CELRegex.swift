@@ -17,7 +17,8 @@ import CRE2
 /// text) it walks every step for every byte: 13 s for 5 MB in a measurement. So a search
 /// whose program size times the text's length passes ``maximumSearchSteps`` is an
 /// evaluation error (the rule does not match, and says why) instead of a stall: a chat
-/// name of 1 MB against a pattern of 13,000 steps, not any realistic name.
+/// name of 1 MB against a pattern of 13,000 steps, not any realistic name. A text of up
+/// to ``alwaysSearchedBytes`` is always searched.
 ///
 /// ```swift
 /// let regex = try CELRegex.compile(#"\p{L}+"#).get()
@@ -32,6 +33,10 @@ struct CELRegex: Sendable {
     /// The most (program size × text bytes) one search may cost: about a second when every
     /// step is walked, milliseconds when RE2's automaton keeps up (most patterns).
     static let maximumSearchSteps = 1 << 28
+    /// A text this long is always searched, whatever the pattern's size: a chat name or a
+    /// message preview, even against a large pattern (at most about 2.5 s when every step
+    /// is walked, in a pathological case).
+    static let alwaysSearchedBytes = 16 << 10
 
     /// Compiles `pattern`; the error text says what RE2 refused and where in the pattern.
     static func compile(_ pattern: String) -> Result<CELRegex, CELEvaluationError> {
@@ -58,12 +63,10 @@ struct CELRegex: Sendable {
     /// - Throws: when the search could cost more than ``maximumSearchSteps``.
     func matches(_ text: String) throws(CELEvaluationError) -> Bool {
         let length = text.utf8.count
-        guard length.multipliedReportingOverflow(by: max(1, programSize)).partialValue <= Self.maximumSearchSteps,
-              length <= Self.maximumSearchSteps
-        else {
+        let limit = max(Self.alwaysSearchedBytes, Self.maximumSearchSteps / max(1, programSize))
+        guard length <= limit else {
             throw CELEvaluationError(
-                message: "matches: a text of \(length) bytes is too long for this pattern (\(programSize) steps): "
-                    + "at most \(Self.maximumSearchSteps / max(1, programSize)) bytes")
+                message: "matches: a text of \(length) bytes is too long for this pattern (\(programSize) steps): at most \(limit) bytes")
         }
         var text = text
         return text.withUTF8 { bytes in

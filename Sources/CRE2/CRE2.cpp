@@ -21,10 +21,17 @@ static void copy_truncated(char *destination, size_t capacity, const std::string
 cre2_regex *cre2_compile(const char *pattern, size_t length, cre2_error *error) {
     re2::RE2::Options options;
     options.set_log_errors(false);
-    // RE2's default of 8 MiB leaves its DFA too few states for large programs, which then
-    // fall back to the NFA: seconds per megabyte of text instead of milliseconds.
-    options.set_max_mem(32 << 20);
     cre2_regex *regex = new (std::nothrow) cre2_regex(re2::StringPiece(pattern, length), options);
+    // RE2's default budget of 8 MiB leaves its DFA too few states for a large program,
+    // which then falls back to the NFA: seconds per megabyte of text instead of
+    // milliseconds. Only such a program gets 32 MiB (the DFA's cache lives as long as the
+    // pattern: every small pattern of a rule set keeps the default).
+    if (regex != nullptr && regex->re.ok() && regex->re.ProgramSize() > CRE2_LARGE_PROGRAM_SIZE
+        && regex->re.ProgramSize() <= CRE2_MAX_PROGRAM_SIZE) {
+        delete regex;
+        options.set_max_mem(32 << 20);
+        regex = new (std::nothrow) cre2_regex(re2::StringPiece(pattern, length), options);
+    }
     if (regex == nullptr) {
         error->code = re2::RE2::ErrorPatternTooLarge;
         copy_truncated(error->reason, sizeof error->reason, "out of memory");

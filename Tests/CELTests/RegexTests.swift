@@ -167,6 +167,9 @@ struct RegexTests {
         #expect(try value(#"chat.name.matches("(?i)é+$")"#, long) == true, "a small pattern searches megabytes")
         let short: [String: CELValue] = ["chat": ["name": .string(String(repeating: "é", count: 5_000) + "z")]]
         #expect(try value(#"chat.name.matches("(?i)[\\pL\\pN]{0,10}z")"#, short) == true)
+        // 16 KiB is always searched, even against a pattern near the size limit.
+        let preview: [String: CELValue] = ["chat": ["name": .string(String(repeating: "word ", count: 3_275) + "ab cd")]]
+        #expect(try value(#"chat.name.matches("(?i)[\\pL]{3,20}\\s+[\\pL]{3,20}")"#, preview) == true)
         // A pattern that is not a literal (the subject's own text) is bounded the same way.
         let dynamic: [String: CELValue] = ["chat": ["name": .string(String(repeating: "é", count: 500_000)), "pattern": .string(#"(?i)[\pL\pN]{0,10}z"#)]]
         #expect(try evaluationError(#"chat.name.matches(chat.pattern)"#, dynamic)?.message.hasPrefix("matches: a text of 1000000 bytes") == true)
