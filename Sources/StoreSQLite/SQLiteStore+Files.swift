@@ -69,11 +69,7 @@ extension SQLiteStore {
             }
             return nil
         case .missing:
-            // The nearest folder that exists decides whether the missing ones can be made.
-            var existing = folder
-            while probe.kind(existing) == .missing, existing != "/", existing != "." {
-                existing = folderOf(existing)
-            }
+            let existing = nearestExisting(above: path, probe: probe)
             switch probe.kind(existing) {
             case .folder:
                 if !probe.isWritable(existing) {
@@ -92,6 +88,16 @@ extension SQLiteStore {
     static func folderOf(_ path: String) -> String {
         let folder = (path as NSString).deletingLastPathComponent
         return folder.isEmpty ? "." : folder
+    }
+
+    /// The nearest part of the path above `path` that exists (`path`'s folder, else its
+    /// folder's, and so on up): whether the missing ones can be made depends on it.
+    static func nearestExisting(above path: String, probe: StoreFileProbe) -> String {
+        var existing = folderOf(path)
+        while probe.kind(existing) == .missing, existing != "/", existing != "." {
+            existing = folderOf(existing)
+        }
+        return existing
     }
 
     /// Makes the store's folder (`0700`) and an empty store file (`0600`) when missing.
@@ -119,10 +125,10 @@ extension SQLiteStore {
     /// A failure to open the store, with the file system's reason when it has one and
     /// SQLite's words otherwise; never a Foundation error dump.
     static func openingError(path: String, _ error: any Error, readOnly: Bool) -> StoreError {
-        // Missing: not written yet, unless something in the path means `run` cannot write it.
-        if readOnly, StoreFileProbe.system.kind(path) == .missing,
-           [.missing, .folder].contains(StoreFileProbe.system.kind(folderOf(path)))
-        {
+        // Missing: not written yet, unless something in the path means `run` cannot write it
+        // (the nearest part of it that exists is not a folder).
+        let probe = StoreFileProbe.system
+        if readOnly, probe.kind(path) == .missing, probe.kind(nearestExisting(above: path, probe: probe)) == .folder {
             return StoreError(path: path, message: "no store at \(path) yet: `chatbridge run` creates it", namesPath: true)
         }
         if let problem = problem(path: path, probe: .system) { return StoreError(path: path, message: problem, namesPath: true) }

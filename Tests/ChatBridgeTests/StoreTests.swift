@@ -293,6 +293,10 @@ struct SQLiteStoreTests {
         let underAFile = file + "/chatbridge.sqlite"
         let diagnosis = "cannot create \(underAFile): \(file) is a file, not a folder"
         #expect { try SQLiteStore(path: underAFile, readOnly: true) } throws: { "\($0)" == diagnosis }
+        let deeper = file + "/sub/chatbridge.sqlite"
+        #expect { try SQLiteStore(path: deeper, readOnly: true) } throws: {
+            "\($0)" == "cannot create \(deeper): \(file) is a file, not a folder"
+        }
         #expect { try SQLiteWriterLock(storePath: underAFile) } throws: { "\($0)" == diagnosis }
     }
 
