@@ -13,7 +13,7 @@ import StoreSQLite
 ///
 /// | metric | type | labels |
 /// | --- | --- | --- |
-/// | `chatbridge_polls_total` | counter | `source`, `outcome` (`complete`, `failed`) |
+/// | `chatbridge_polls_total` | counter | `source`, `outcome` (`complete`, `failed`, `stopped`) |
 /// | `chatbridge_poll_duration_seconds` | histogram | `source` |
 /// | `chatbridge_chats` | gauge | `source`: chats in the last complete poll |
 /// | `chatbridge_events_total` | counter | `source`, `type`: each event stored, once |
@@ -73,7 +73,7 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
 
     /// The `# HELP` text of each metric.
     package static let help: [String: String] = [
-        Name.polls: "Polls of a source, by outcome (complete or failed).",
+        Name.polls: "Polls of a source, by outcome (complete, failed, or stopped by a shutdown).",
         Name.pollDuration: "Time from the first request of a poll to its end.",
         Name.chats: "Chats in the last complete poll of a source.",
         Name.events: "Events stored, each once, by source and type.",
@@ -152,9 +152,10 @@ package final class BridgeMetrics: DeliveryMetrics, Sendable {
         recordEvents(source: source, typeCounts: typeCounts, kindCounts: kindCounts)
     }
 
-    /// A poll that was abandoned (an API error, a timeout, a store error, shutdown).
-    package func recordFailedPoll(source: String, duration: Duration) {
-        counter(Name.polls, [("source", source), ("outcome", "failed")]).increment()
+    /// A poll that was abandoned: an API error, a timeout, a store error, or (`stopped`)
+    /// a shutdown, which is no failure for an alert to fire on.
+    package func recordFailedPoll(source: String, duration: Duration, stopped: Bool = false) {
+        counter(Name.polls, [("source", source), ("outcome", stopped ? "stopped" : "failed")]).increment()
         recordDuration(source: source, duration)
     }
 

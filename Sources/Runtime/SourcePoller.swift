@@ -289,7 +289,8 @@ package actor SourcePoller {
         case .failure(let recordError):
             logger.error("poll failed (\(reason)), and recording it failed too: \(recordError)")
         }
-        metrics?.recordFailedPoll(source: configuration.name, duration: .seconds(exactly: clock().timeIntervalSince(startedAt)))
+        metrics?.recordFailedPoll(
+            source: configuration.name, duration: .seconds(exactly: clock().timeIntervalSince(startedAt)), stopped: failed.wasStopped)
         return .failed(reason: reason, authentication: authentication)
     }
 

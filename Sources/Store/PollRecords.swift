@@ -107,8 +107,9 @@ package struct FailedPoll: Sendable {
     package var accountError: JSONValue?
     package var accountID: String?
     package var accountType: String?
-    /// The poll was stopped (the process shutting down), not failed: its `polls` row says
-    /// so, and the source's health stays what the polls before it made it.
+    /// The poll was stopped (the process shutting down), not failed: its `polls` row is a
+    /// failed one whose error says "stopped" (store.md's outcomes), while the source's
+    /// health stays what the polls before it made it.
     package var wasStopped: Bool
 
     package init(
