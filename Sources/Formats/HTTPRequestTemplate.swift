@@ -59,6 +59,12 @@ package struct HTTPRequestTemplate: Sendable {
         else {
             return .failure(.invalidURL)
         }
+        // A value of dots only (a chat named ".."), even percent-encoded, is a segment that
+        // receivers and proxies resolve to another path (WHATWG URLs, nginx): not sent.
+        let path = URLComponents(string: renderedURL)?.percentEncodedPath ?? ""
+        if path.split(separator: "/").contains(where: { [".", ".."].contains($0.removingPercentEncoding ?? "") }) {
+            return .failure(.dotSegment)
+        }
         let renderedHeaders = headers.map { (name: $0.name, value: $0.value.render(event, place: .headerValue)) }
         var bytes: [UInt8] = []
         if sendsBody {
@@ -107,6 +113,8 @@ package struct HTTPTemplateError: Error, Sendable, CustomStringConvertible {
 package enum HTTPRenderError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The URL rendered is not an http(s) URL.
     case invalidURL
+    /// The URL rendered has a `.` or `..` path segment (a value of dots only).
+    case dotSegment
     /// The content type is JSON and the body rendered is not.
     case invalidJSON(offset: Int, message: String)
 
@@ -114,6 +122,8 @@ package enum HTTPRenderError: Error, Sendable, Hashable, CustomStringConvertible
         switch self {
         case .invalidURL:
             "the URL rendered for this event is not a valid http(s) URL"
+        case .dotSegment:
+            "the URL rendered for this event has a '.' or '..' path segment (a value of dots only, such as a chat's name), which a receiver would resolve to another path"
         case .invalidJSON(let offset, let message):
             "the body rendered for this event is not valid JSON (byte \(offset): \(message))"
         }
@@ -163,6 +173,9 @@ extension ChatBridgeConfiguration {
                 case .invalidURL:
                     problems.append(place("url").diagnostic(
                         "sinks.\(name).url: for a sample \(type) event it renders to no valid http(s) URL"))
+                case .dotSegment:
+                    problems.append(place("url").diagnostic(
+                        "sinks.\(name).url: for a sample \(type) event it renders to a path with a '.' or '..' segment"))
                 case .invalidJSON(let offset, let message):
                     problems.append(place("body").diagnostic(
                         "sinks.\(name).body: content_type \(http.contentType) needs JSON, but for a sample \(type) event the body renders to invalid JSON (byte \(offset): \(message)); write text values inside quotes, \"{{chat.name}}\", and other values as {{json.chat.unread_count}}"))

@@ -20,8 +20,9 @@ package enum TemplatePlace: Sendable, Hashable {
     /// Inside a JSON string: `"`, `\`, control characters, U+2028/U+2029 escaped.
     case jsonString
     /// A URL: everything but `A-Z a-z 0-9 - . _ ~` percent-encoded (UTF-8); a value of
-    /// dots only (`.`, `..`) has its dots encoded too, so that it never reads as a path's
-    /// "this folder" or "parent folder" segment.
+    /// dots only (`.`, `..`) has its dots encoded too. Many receivers still read `%2E%2E`
+    /// as "parent folder": an http sink does not send a URL with such a segment
+    /// (``HTTPRenderError/dotSegment``).
     case urlComponent
     /// An HTTP header value: control characters and line separators as spaces, trimmed,
     /// cut to ``headerValueLimit`` bytes.

@@ -180,6 +180,25 @@ struct HTTPTemplateTests {
         #expect(!title.contains("\n") && !title.contains("\r") && title.contains("<!channel>"))
     }
 
+    @Test("a chat named '.' or '..' in the URL's path is not sent: receivers resolve it to another path")
+    func dotSegments() throws {
+        let template = try HTTPRequestTemplate(HTTPSinkConfiguration(url: Secret("https://example.com/hooks/{{chat.name}}/notify")))
+        func event(named name: String) -> JSONValue {
+            guard case .object(var object) = SampleEvent.hostile, case .object(var chat)? = object["chat"] else { return .null }
+            chat["name"] = .string(name)
+            object["chat"] = .object(chat)
+            return .object(object)
+        }
+        for name in [".", ".."] {
+            guard case .failure(.dotSegment) = template.render(event(named: name)) else {
+                Issue.record("\(name) was rendered")
+                continue
+            }
+        }
+        #expect(try template.render(event(named: "...")).get().url == "https://example.com/hooks/%2E%2E%2E/notify")
+        #expect(try template.render(event(named: "a..")).get().url == "https://example.com/hooks/a../notify")
+    }
+
     @Test("a JSON body that does not render to JSON is refused at load, at FILE:LINE:COLUMN")
     func loadCheck() throws {
         let directory = TemporaryDirectory("http-sink-check")
