@@ -12,15 +12,16 @@ import Darwin
 #endif
 
 /// Runs one child process to completion with bounded time, writing its standard input
-/// and keeping the start of its standard error: the engine of ``ExecSink``.
+/// and keeping the end of its output: the engine of ``ExecSink``.
 ///
 /// - The child is started with `posix_spawn`, never through a shell (unless the program
 ///   *is* `/bin/sh`), in a process group of its own, with the default disposition of
 ///   `SIGPIPE` and the other common signals restored (chatbridge ignores `SIGPIPE`; a
 ///   child must not inherit that) and an empty signal mask.
-/// - It gets only descriptors 0, 1, 2: the standard input pipe, chatbridge's standard
-///   error as its standard output (a child must not write into the JSON lines of the
-///   `stdout` sink), and the standard error pipe. Every other descriptor is closed.
+/// - It gets only descriptors 0, 1, 2: the standard input pipe, and one pipe we read as
+///   both its standard output and standard error (a child must not write into the JSON
+///   lines of the `stdout` sink, nor raw into chatbridge's logs). Every other descriptor
+///   is closed.
 /// - Past `timeout` its process group gets `SIGTERM`, then `SIGKILL` after `killGrace`.
 /// - It is always reaped (no zombies); pipes are always closed (no leaked descriptors).
 /// - No thread of Swift's cooperative pool blocks: waiting and pipe I/O run on threads of
@@ -35,7 +36,8 @@ struct ChildProcess {
     var standardInput: [UInt8]
     var timeout: Duration
     var killGrace: Duration
-    /// The most of standard error kept; the rest is read and dropped.
+    /// The most of the output kept, from its end (where a failing command says why); the
+    /// rest is read and dropped.
     var standardErrorLimit: Int = 1024
 
     enum Termination: Sendable, Hashable {
@@ -306,7 +308,7 @@ final class PipePump: Sendable {
         }
     }
 
-    /// The first `limit` bytes of standard error.
+    /// The last `limit` bytes of the output.
     func run() async -> [UInt8] {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread { [self] in
@@ -350,7 +352,7 @@ final class PipePump: Sendable {
                 } else {
                     let count = read(output, &buffer, buffer.count)
                     if count > 0 {
-                        if kept.count < limit { kept.append(contentsOf: buffer.prefix(min(count, limit - kept.count))) }
+                        keep(buffer.prefix(count), in: &kept)
                     } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
                         close(output)
                         outputOpen = false
@@ -366,11 +368,20 @@ final class PipePump: Sendable {
             for _ in 0..<64 {
                 let count = read(output, &buffer, buffer.count)
                 guard count > 0 else { break }
-                if kept.count < limit { kept.append(contentsOf: buffer.prefix(min(count, limit - kept.count))) }
+                keep(buffer.prefix(count), in: &kept)
             }
             close(output)
         }
-        return kept
+        // The last `limit` bytes, from the start of a character.
+        var tail = kept.suffix(limit)
+        while let first = tail.first, first & 0xC0 == 0x80 { tail = tail.dropFirst() }
+        return Array(tail)
+    }
+
+    /// Appends `bytes`, dropping from the front what is far past the `limit` kept.
+    private func keep(_ bytes: ArraySlice<UInt8>, in kept: inout [UInt8]) {
+        kept.append(contentsOf: bytes)
+        if kept.count > 4 * limit { kept.removeFirst(kept.count - limit) }
     }
 }
 

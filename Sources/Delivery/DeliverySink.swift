@@ -278,7 +278,20 @@ package enum HTTPOutcome {
     /// The first ``keptBodyBytes`` bytes of a body as text, cut at a character boundary,
     /// control characters shown as spaces so that an error stays one readable line.
     package static func bodyExcerpt(_ body: [UInt8]) -> String {
-        let text = TextLimit.prefix(String(decoding: body.prefix(keptBodyBytes + 4), as: UTF8.self), maxUTF8Bytes: keptBodyBytes)
+        oneLine(TextLimit.prefix(String(decoding: body.prefix(keptBodyBytes + 4), as: UTF8.self), maxUTF8Bytes: keptBodyBytes))
+    }
+
+    /// The last ``keptBodyBytes`` bytes of `output` as text on one line, as
+    /// ``bodyExcerpt(_:)`` does with the first: a command's output says why it failed at
+    /// its end.
+    package static func outputExcerpt(_ output: [UInt8]) -> String {
+        var text = Substring(String(decoding: output.suffix(keptBodyBytes + 4), as: UTF8.self))
+        while text.utf8.count > keptBodyBytes { text = text.dropFirst() }
+        return oneLine(String(text))
+    }
+
+    /// `text` with control characters as spaces, trimmed.
+    private static func oneLine(_ text: String) -> String {
         let cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
             scalar.properties.generalCategory == .control ? " " : scalar
         }))

@@ -24,7 +24,8 @@ import Formats
 /// forged log lines.
 ///
 /// Exit status 0 is delivered. Anything else is a failed attempt and retried, with the
-/// first 1 KiB of that output in the error (one line, control characters as spaces). Past `timeout` the command's process group
+/// last 1 KiB of that output in the error (one line, control characters as spaces: where a
+/// failing command says why). Past `timeout` the command's process group
 /// gets `SIGTERM`, and `SIGKILL` `killGrace` later; that attempt failed too. Cancellation
 /// (shutdown, the end of `run --once`'s drain) stops the command the same way; that
 /// attempt is cut short and not counted.
@@ -136,7 +137,7 @@ package struct ExecSink: DeliverySink {
             }
             return .retry(status: nil, error: "sink \(name): \(error)")
         }
-        let standardError = HTTPOutcome.bodyExcerpt(result.standardError)
+        let standardError = HTTPOutcome.outputExcerpt(result.standardError)
         let detail = standardError.isEmpty ? "" : ": \(standardError)"
         if result.cancelled {
             return .retry(status: nil, error: "sink \(name): stopped before it finished (shutting down)\(detail)")

@@ -557,7 +557,18 @@ struct DeliveryExecSinkTests {
             return
         }
         #expect(error.hasPrefix("sink notify: exit status 1: xxx"))
-        #expect(error.utf8.count <= 1024 + 40, "only the first 1 KiB of standard error is kept")
+        #expect(error.utf8.count <= 1024 + 40, "only 1 KiB of the output is kept")
+
+        // Progress on standard output, then the reason on standard error: the end is kept.
+        let chatty = ExecSink(
+            name: "notify", command: .shell("head -c 5000 /dev/zero | tr '\\0' é; echo; echo 'the real reason' >&2; exit 1"),
+            timeout: .seconds(60))
+        guard case .retry(1, let reason, nil) = await chatty.deliver(request()) else {
+            Issue.record("expected a retry")
+            return
+        }
+        #expect(reason.hasSuffix("the real reason"), "\(reason.suffix(60))")
+        #expect(reason.utf8.count <= 1024 + 40, "only 1 KiB of the output is kept")
     }
 
     /// A command's standard output is read with its standard error, never copied into
