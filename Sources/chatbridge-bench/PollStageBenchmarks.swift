@@ -215,7 +215,8 @@ func benchmarkPoll(chats total: Int) async throws {
 func reportRewrittenPages(databasePath: String, before: Data, changedChats: Int) async throws {
     let after = try Data(contentsOf: URL(fileURLWithPath: databasePath))
     // The page size is the big-endian 16-bit number at offset 16 of the header (1 means 65,536).
-    let pageSize = after.count < 18 ? 4096 : max(1, Int(after[16]) << 8 | Int(after[17]))
+    let written = after.count < 18 ? 4096 : Int(after[16]) << 8 | Int(after[17])
+    let pageSize = written == 1 ? 65536 : max(512, written)
     let names = try await SQLiteStore(path: databasePath, readOnly: true).treeNamesByPage()
     var rewritten: [String: Int] = [:]
     for start in stride(from: 0, to: after.count, by: pageSize) {

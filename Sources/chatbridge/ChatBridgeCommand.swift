@@ -31,8 +31,10 @@ struct ChatBridgeCommand: AsyncParsableCommand {
     static func parseAndRun() async {
         // Every command's messages on standard error follow `CHATBRIDGE_LOG_FORMAT`; the
         // commands with `--log-format` (run, demo, simulate) may say otherwise.
-        if ProcessInfo.processInfo.environment["CHATBRIDGE_LOG_FORMAT"]?.lowercased() == "json" {
-            DiagnosticOutput.use(.json)
+        // (A value that is no format is reported by those commands, which read it to log.)
+        if let text = ProcessInfo.processInfo.environment["CHATBRIDGE_LOG_FORMAT"],
+           let format = LogFormatArgument(rawValue: text.lowercased())?.format {
+            DiagnosticOutput.use(format)
         }
         do {
             if let run = RunRequest(directArguments: Array(CommandLine.arguments.dropFirst())) {
