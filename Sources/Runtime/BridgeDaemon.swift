@@ -35,6 +35,9 @@ package struct BridgeDaemon: Sendable {
     package var reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)?
     /// Work to run beside the bridge until shutdown (`demo` runs its simulator so).
     package var alongside: (@Sendable () async throws -> Void)?
+    /// What the "starting" line says (version, sources, mode...), logged once the store is
+    /// locked and open: a second `run` on the store says only that another one runs.
+    package var startMetadata: Logger.Metadata?
 
     package init(configuration: ChatBridgeConfiguration, rules: RuleSet, logger: Logger) {
         self.configuration = configuration
@@ -105,6 +108,7 @@ package struct BridgeDaemon: Sendable {
                 // Several instances log into one place: each line says which one.
                 logger[metadataKey: "instance"] = .string(leasing.instanceName)
             }
+            if let startMetadata { logger.info("starting", metadata: startMetadata) }
             let bridge = Bridge(
                 configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger)
             outcome = .success(try await body(bridge))

@@ -98,16 +98,14 @@ func runBridge(
     reload: (@Sendable () -> (ChatBridgeConfiguration, RuleSet)?)? = nil,
     alongside: (@Sendable () async throws -> Void)? = nil
 ) async throws {
-    Logger(label: "chatbridge").info(
-        "starting",
-        metadata: [
-            "version": .string(ChatBridgeVersion.current),
-            "sources": .array(configuration.sources.map { .string($0.name) }),
-            "sinks": .array(configuration.sinkNames.map { .string($0) }),
-            "rules": .stringConvertible(rules.rules.count), "store": .string(configuration.storePath),
-            "mode": .string(once ? "once" : "daemon"),
-        ])
     var daemon = BridgeDaemon(configuration: configuration, rules: rules, logger: Logger(label: "chatbridge"))
+    daemon.startMetadata = [
+        "version": .string(ChatBridgeVersion.current),
+        "sources": .array(configuration.sources.map { .string($0.name) }),
+        "sinks": .array(configuration.sinkNames.map { .string($0) }),
+        "rules": .stringConvertible(rules.rules.count), "store": .string(configuration.storePath),
+        "mode": .string(once ? "once" : "daemon"),
+    ]
     daemon.synchronousFull = ProcessInfo.processInfo.environment["CHATBRIDGE_SQLITE_SYNCHRONOUS"]?.lowercased() == "full"
     daemon.reload = reload
     daemon.alongside = alongside

@@ -22,6 +22,7 @@ extension EndToEndTests {
                     let second = try await workspace.run(["run", "--once"])
                     #expect(second.exitStatus == 1)
                     #expect(second.stderr.contains("another chatbridge (pid \(daemon.pid)) is running on"), "\(second.stderr)")
+                    #expect(!second.stderr.contains("starting"), "the second run never says it starts: \(second.stderr)")
                     #expect(second.stdout.isEmpty, "the second run delivered nothing")
                     let events = try await workspace.run(["events", "--limit", "5"])
                     #expect(events.exitStatus == 0, "a reader works beside the daemon: \(events.stderr)")
