@@ -28,6 +28,9 @@ struct RuleFileParser {
     let yaml: String
     private let lines: [[Unicode.Scalar]]
     private var reader: YAMLNodeReader
+    /// The name of every rule read so far with where it is written, whether or not the
+    /// rule had other problems (for ``RuleSet``'s check of duplicate names).
+    private(set) var names: [(name: String, position: SourcePosition)] = []
 
     /// The file name diagnostics show.
     package var displayFile: String { reader.displayFile }
@@ -103,6 +106,8 @@ struct RuleFileParser {
             reader.report("\(path).name is required in a list of rules", at: fields.mark)
         }
         let label = name.map { "rule '\($0)'" } ?? path
+        // Every rule's name, a broken rule's too: a duplicate is a problem of its own.
+        if let name { names.append((name, namePosition)) }
 
         let description = fields["description"].flatMap { reader.isNull($0.value) ? nil : readString($0.value, path: "\(label): description") }
         let on = fields["on"].flatMap { readTriggers($0.value, label: label) }

@@ -76,7 +76,7 @@ package struct RuleSet: Sendable {
             sinkNames: sinkNames.union([SinkConfiguration.standardOutputName]))
         let parsed = parser.parse()
         var diagnostics = parser.diagnostics
-        diagnostics += duplicateNameProblems([(file, parsed)])
+        diagnostics += duplicateNameProblems([(file, parser.names)])
         guard diagnostics.isEmpty else { throw ConfigurationError(diagnostics: sorted(diagnostics)) }
         return RuleSet(rules: parsed.map(\.rule))
     }
@@ -122,6 +122,7 @@ package struct RuleSet: Sendable {
 
         var diagnostics: [ConfigurationDiagnostic] = []
         var parsedFiles: [(file: String, rules: [ParsedRule])] = []
+        var namedFiles: [(file: String, names: [(name: String, position: SourcePosition)])] = []
         for file in files {
             let shownFile = displayPath(file, currentDirectory: workingDirectory)
             guard let data = FileManager.default.contents(atPath: file) else {
@@ -138,8 +139,9 @@ package struct RuleSet: Sendable {
             let parsed = parser.parse()
             diagnostics += parser.diagnostics
             parsedFiles.append((shownFile, parsed))
+            namedFiles.append((shownFile, parser.names))
         }
-        diagnostics += duplicateNameProblems(parsedFiles)
+        diagnostics += duplicateNameProblems(namedFiles)
 
         // A name used twice leaves both rules out: which one the user meant is unknown.
         var counts: [String: Int] = [:]
@@ -158,19 +160,22 @@ package struct RuleSet: Sendable {
     }
 
     /// One problem per rule whose name an earlier rule already has, at the later name.
-    private static func duplicateNameProblems(_ files: [(file: String, rules: [ParsedRule])]) -> [ConfigurationDiagnostic] {
+    /// Checks the names of every rule read, those with other problems too: `rules check`
+    /// reports every problem at once.
+    private static func duplicateNameProblems(
+        _ files: [(file: String, names: [(name: String, position: SourcePosition)])]
+    ) -> [ConfigurationDiagnostic] {
         var first: [String: (file: String, line: Int)] = [:]
         var problems: [ConfigurationDiagnostic] = []
-        for (file, rules) in files {
-            for parsed in rules {
-                let name = parsed.rule.name
+        for (file, names) in files {
+            for (name, position) in names {
                 if let earlier = first[name] {
                     let place = earlier.file == file ? "line \(earlier.line)" : "\(earlier.file):\(earlier.line)"
                     problems.append(ConfigurationDiagnostic(
-                        file: file, line: parsed.namePosition.line, column: parsed.namePosition.column,
+                        file: file, line: position.line, column: position.column,
                         message: "rule name '\(name)' is already used at \(place): rule names must be unique"))
                 } else {
-                    first[name] = (file, parsed.namePosition.line)
+                    first[name] = (file, position.line)
                 }
             }
         }

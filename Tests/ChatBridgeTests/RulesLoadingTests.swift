@@ -281,6 +281,17 @@ struct RulesLoadingTests {
         ])
     }
 
+    @Test("a duplicate name is reported beside the other problems of the rules that have it")
+    func duplicateNamesOfBrokenRules() {
+        let folder = RulesTestFolder()
+        folder.write("a.yaml", "name: dup\nsend: [nowhere]\n")
+        folder.write("b.yaml", "name: dup\n")
+        #expect(folder.problems() == [
+            "rules/a.yaml:2:8: rule 'dup': unknown sink 'nowhere' in `send`; configured sinks: audit, notify, stdout, team-slack",
+            "rules/b.yaml:1:7: rule name 'dup' is already used at rules/a.yaml:1: rule names must be unique",
+        ])
+    }
+
     @Test("bad quiet_hours: times, time zone, an empty window, a missing end")
     func badQuietHours() {
         let folder = RulesTestFolder()
