@@ -83,12 +83,12 @@ package struct OperationsServer: Service {
         let store = store
         let monitor = monitor
         let logger = logger
+        let refresher = GaugeRefresher(metrics: metrics, store: store)
         router.get("/metrics") { _, _ -> Response in
-            do {
-                try await metrics.refresh(from: store)
-            } catch {
-                // The counters are still worth serving; the gauges keep their last value.
-                logger.warning("cannot read the store for /metrics", metadata: ["error": "\(error)"])
+            // The counters are still worth serving when the store does not answer (in time):
+            // the gauges keep their last value.
+            if let problem = await refresher.refresh(within: .seconds(2)) {
+                logger.warning("cannot read the store for /metrics: \(problem)")
             }
             return Self.response(.ok, contentType: BridgeMetrics.contentType, body: metrics.exposition())
         }
@@ -206,10 +206,14 @@ package struct HealthReport: Sendable, Hashable {
     /// Healthy while every source has had a complete poll within 3 intervals (at least
     /// ``PollFreshness/minimumAllowance``), or is
     /// still within 3 intervals of being watched, and the store took a write.
+    ///
+    /// `records` is `nil` when the store could not be read: then no source is judged (its
+    /// last poll is unknown, not missing) and `storeProblem` says why.
     package static func evaluate(
-        sources: [WatchedSource], records: [String: SourceRecord], storeProblem: String?, now: Date
+        sources: [WatchedSource], records: [String: SourceRecord]?, storeProblem: String?, now: Date
     ) -> HealthReport {
         let checked = sources.map { source -> Source in
+            guard let records else { return Source(name: source.name, lastSuccessAt: nil, problem: nil) }
             let record = records[source.name]
             let allowed = PollFreshness.allowance(interval: source.interval)
             let success = record?.lastSuccessAt
@@ -254,6 +258,46 @@ package struct HealthReport: Sendable, Hashable {
     }
 }
 
+/// Reads the store-backed gauges for `/metrics`, one read in flight however many scrapes
+/// wait for it, each waiting at most a deadline: a database that stops answering leaves
+/// the scrape with the last values, not hanging.
+actor GaugeRefresher {
+    private let metrics: BridgeMetrics
+    private let store: any RuntimeStore
+    private var inFlight: Task<String?, Never>?
+
+    init(metrics: BridgeMetrics, store: any RuntimeStore) {
+        self.metrics = metrics
+        self.store = store
+    }
+
+    /// Why the gauges could not be refreshed within `timeout`, or `nil` when they were.
+    func refresh(within timeout: Duration) async -> String? {
+        let read: Task<String?, Never>
+        if let inFlight {
+            read = inFlight
+        } else {
+            let metrics = metrics
+            let store = store
+            read = Task { () -> String? in
+                do {
+                    try await metrics.refresh(from: store)
+                    return nil
+                } catch {
+                    return store.reason(for: error)
+                }
+            }
+            inFlight = read
+            Task { _ = await read.value; self.finished(read) }
+        }
+        return await value(of: read, within: timeout) ?? "no answer within \(timeout.secondsText)"
+    }
+
+    private func finished(_ task: Task<String?, Never>) {
+        if inFlight == task { inFlight = nil }
+    }
+}
+
 /// Gathers what a ``HealthReport`` needs; an actor because concurrent `/healthz`
 /// requests share the first-seen times and one write check in flight.
 actor HealthMonitor {
@@ -264,6 +308,8 @@ actor HealthMonitor {
     private var watchedSince: [String: Date] = [:]
     /// The write check in flight: concurrent requests wait for the same one.
     private var writeCheck: Task<String?, Never>?
+    /// The read of the source records in flight, shared the same way.
+    private var recordsInFlight: Task<Result<[SourceRecord], ReadFailure>, Never>?
 
     init(
         store: any RuntimeStore, sources: @escaping @Sendable () -> [SourceConfiguration], storeCheckTimeout: Duration,
@@ -291,33 +337,69 @@ actor HealthMonitor {
 
     package func report() async -> HealthReport {
         let watched = watched()
-        let storeProblem = await storeWriteProblem()
-        var records: [String: SourceRecord] = [:]
+        // Both reads share what is in flight and are waited for at most `answerWithin`: a
+        // database that stops answering (a paused server, a partition) must not hold the
+        // probe, which answers 503 in time instead.
+        async let storeProblem = storeWriteProblem()
+        let records = await value(of: recordsRead(), within: answerWithin)
         var readProblem: String?
-        do {
-            for record in try await store.sourceRecords() { records[record.name] = record }
-        } catch {
-            readProblem = "store: cannot read the source records: \(store.reason(for: error))"
+        switch records {
+        case .success?: break
+        case .failure(let failure)?: readProblem = "store: cannot read the source records: \(failure.reason)"
+        case nil: readProblem = "store: no answer within \(answerWithin.secondsText) (the database may be paused or unreachable)"
         }
+        let known = try? records?.get()
         return HealthReport.evaluate(
-            sources: watched, records: records, storeProblem: storeProblem ?? readProblem, now: now())
+            sources: watched, records: known.map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { $1 }) },
+            storeProblem: await storeProblem ?? readProblem, now: now())
+    }
+
+    /// How long a probe waits for the store: the write check's own lock wait and a second.
+    private var answerWithin: Duration { storeCheckTimeout + .seconds(1) }
+
+    /// Why the source records could not be read, in the store's words.
+    struct ReadFailure: Error { var reason: String }
+
+    /// The read of the source records in flight, or a new one.
+    private func recordsRead() -> Task<Result<[SourceRecord], ReadFailure>, Never> {
+        if let recordsInFlight { return recordsInFlight }
+        let store = store
+        let read = Task { () -> Result<[SourceRecord], ReadFailure> in
+            do { return .success(try await store.sourceRecords()) } catch { return .failure(ReadFailure(reason: store.reason(for: error))) }
+        }
+        recordsInFlight = read
+        Task { _ = await read.value; self.finished(read) }
+        return read
     }
 
     private func storeWriteProblem() async -> String? {
-        if let writeCheck { return await writeCheck.value }
-        let store = store
-        let timeout = storeCheckTimeout
-        let check = Task { () -> String? in
-            do throws(StoreNotWritable) {
-                try await store.checkWritable(timeout: timeout, now: Date())
-                return nil
-            } catch {
-                return "store: not writable: \(error.reason)"
+        let check: Task<String?, Never>
+        if let writeCheck {
+            check = writeCheck
+        } else {
+            let store = store
+            let timeout = storeCheckTimeout
+            check = Task { () -> String? in
+                do throws(StoreNotWritable) {
+                    try await store.checkWritable(timeout: timeout, now: Date())
+                    return nil
+                } catch {
+                    return "store: not writable: \(error.reason)"
+                }
             }
+            writeCheck = check
+            Task { _ = await check.value; self.finished(check) }
         }
-        writeCheck = check
-        let problem = await check.value
-        writeCheck = nil
-        return problem
+        return await value(of: check, within: answerWithin)
+            ?? "store: no answer within \(answerWithin.secondsText) (the database may be paused or unreachable)"
+    }
+
+    /// Forgets a finished read or check, so that the next probe starts a new one.
+    private func finished(_ task: Task<Result<[SourceRecord], ReadFailure>, Never>) {
+        if recordsInFlight == task { recordsInFlight = nil }
+    }
+
+    private func finished(_ task: Task<String?, Never>) {
+        if writeCheck == task { writeCheck = nil }
     }
 }

@@ -163,6 +163,28 @@ struct DailyUseTests {
         var record = SourceRecord(name: "main", filterFingerprint: "f")
         record.lastSuccessAt = now.addingTimeInterval(-0.8)
         #expect(HealthReport.evaluate(sources: [watched], records: ["main": record], storeProblem: nil, now: now).isHealthy)
+        // The records could not be read: the store is the problem, not a source that
+        // "never polled since start" (its last poll is unknown, not missing).
+        let unread = HealthReport.evaluate(sources: [watched], records: nil, storeProblem: "store: no answer within 3s", now: now)
+        #expect(!unread.isHealthy && unread.reasons == ["store: no answer within 3s"])
+        #expect(unread.sources.map(\.lastSuccessAt) == [nil])
+    }
+
+    /// A probe must answer in time even when what it waits for never does (a database
+    /// paused mid-answer ignores cancellation, so a task group would wait for it).
+    @Test func aSharedTaskIsWaitedForAtMostItsDeadline() async {
+        let never = Task { () -> Int in
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + 20) { continuation.resume() }
+            }
+            return 1
+        }
+        let start = ContinuousClock.now
+        #expect(await value(of: never, within: .milliseconds(200)) == nil)
+        #expect(ContinuousClock.now - start < .seconds(10), "answered at the deadline, not when the task ended")
+        let quick = Task { 42 }
+        #expect(await value(of: quick, within: .seconds(10)) == 42)
+        #expect(await value(of: quick, within: .seconds(10)) == 42, "a finished task answers every caller")
     }
 
     // MARK: address in use
