@@ -99,6 +99,10 @@ package final class PostgresStore: Sendable {
     ) {
         self.displayName = displayName
         self.client = client
+        // Several instances log into one place: the store's lines (a lost lease, the
+        // store out of reach) say which instance too, as the bridge's do.
+        var logger = logger
+        logger[metadataKey: "instance"] = .string(instance)
         self.logger = logger
         self.instanceName = instance
         self.leaseDuration = lease

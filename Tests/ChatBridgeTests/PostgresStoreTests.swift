@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import ChatBridgeConfig
 @testable import ChatBridgeCore
@@ -16,7 +17,9 @@ import Testing
 struct PostgresStoreTests {
     @Test func aLeaseIsHeldByOneInstanceAndMovesOnWhenItExpires() async throws {
         let dir = TemporaryDirectory()
-        let a = try await TestPostgres.openStore(at: dir.path, instance: "a", lease: .seconds(1))
+        let records = LogRecords()
+        let a = try await TestPostgres.openStore(
+            at: dir.path, instance: "a", lease: .seconds(1), logger: Logger(label: "test") { _ in RecordingLogHandler(records: records) })
         let b = try await TestPostgres.openStore(at: dir.path, instance: "b", lease: .seconds(1))
         let first = try #require(try await a.acquireLease(source: "main"))
         #expect(first.holder == "a")
@@ -27,6 +30,10 @@ struct PostgresStoreTests {
         #expect(taken.epoch == first.epoch + 1, "a new holder, a new epoch")
         #expect(try await a.renewLeases().isEmpty, "a learns it lost the lease")
         #expect(!a.heldSources.contains("main"))
+        // Said once, by the instance that lost it (several instances log into one place).
+        let lost = records.all.filter { $0.message.hasPrefix("lost the lease") }
+        #expect(lost.map(\.message) == ["lost the lease on main to another instance"])
+        #expect(lost.first?.metadata["instance"] == "a")
         let overview = try await b.leaseOverview()
         #expect(overview.leases.map(\.holder) == ["b"])
     }

@@ -63,13 +63,14 @@ enum TestPostgres {
     /// Opens the store of `location` (a test's temporary folder) in a schema of its own,
     /// and drops the schemas of earlier tests whose folders are gone.
     static func openStore(
-        at location: String, instance: String? = nil, lease: Duration = .seconds(30), claimDuration: Duration? = nil
+        at location: String, instance: String? = nil, lease: Duration = .seconds(30), claimDuration: Duration? = nil,
+        logger: Logger = Logger(label: "chatbridge.postgres")
     ) async throws -> PostgresStore {
         let url = try requireURL()
         let schema = schema(for: location)
         try await registerAndSweep(schema: schema, folder: location, url: url)
         return try await PostgresStore.open(
-            url: url, instance: instance, lease: lease, claimDuration: claimDuration, schema: schema)
+            url: url, instance: instance, lease: lease, claimDuration: claimDuration, schema: schema, logger: logger)
     }
 
     /// Records which folder a schema belongs to, and drops the schemas of folders that no
