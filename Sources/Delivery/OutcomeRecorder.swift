@@ -31,6 +31,9 @@ final class OutcomeRecorder: Sendable {
     static let maximumDelay: Duration = .milliseconds(50)
     /// Pauses before the tries of a transaction (the store may be busy or away a moment).
     static let retryPauses: [Duration] = [.zero, .milliseconds(200), .seconds(1)]
+    /// How long outcomes the store refused wait before they are tried again (a full disk,
+    /// a database gone for a while). Their rows are not read, so not sent, meanwhile.
+    static let refusedPause: Duration = .seconds(5)
 
     private struct State {
         /// Outcomes waiting for a transaction, in the order they came.
@@ -40,6 +43,8 @@ final class OutcomeRecorder: Sendable {
         var unrecorded: Set<Int64> = []
         /// Whether a transaction is running.
         var writing = false
+        /// After the store refused a batch: no transaction before this.
+        var notBefore: ContinuousClock.Instant?
     }
 
     private let queue: any DeliveryQueue
@@ -75,6 +80,7 @@ final class OutcomeRecorder: Sendable {
     func startTransaction(inFlight: Int) -> [DeliveryUpdate]? {
         state.withLock { state -> [DeliveryUpdate]? in
             guard !state.writing, let oldest = state.oldestWaiting else { return nil }
+            if let notBefore = state.notBefore, ContinuousClock.now < notBefore { return nil }
             guard inFlight == 0 || state.waiting.count >= Self.batchSize
                 || ContinuousClock.now - oldest >= Self.maximumDelay
             else { return nil }
@@ -92,40 +98,61 @@ final class OutcomeRecorder: Sendable {
     var timeUntilDue: Duration? {
         state.withLock { state in
             guard !state.writing, let oldest = state.oldestWaiting else { return nil }
-            return max(.zero, Self.maximumDelay - (ContinuousClock.now - oldest))
+            let due = max(.zero, Self.maximumDelay - (ContinuousClock.now - oldest))
+            guard let notBefore = state.notBefore else { return due }
+            return max(due, notBefore - ContinuousClock.now)
         }
     }
 
     /// Records `updates` (from ``startTransaction(inFlight:)``) in one transaction, tried up
     /// to three times, even when the calling task is cancelled: an attempt that happened
-    /// must be counted, a delivery that succeeded must not be sent again. Should the store
-    /// refuse them all, the rows stay pending and are attempted again.
-    func write(_ updates: [DeliveryUpdate]) async {
+    /// must be counted, a delivery that succeeded must not be sent again.
+    ///
+    /// Should the store refuse them all (a full disk), they wait again, ``refusedPause``
+    /// before the next try, and their rows stay unread: a delivered webhook is not sent
+    /// again every few seconds while the disk is full. With `keepingRefused` false (the
+    /// loop has ended) they are given up instead: their rows stay pending in the store and
+    /// are attempted again by the next run, at least once as always.
+    func write(_ updates: [DeliveryUpdate], keepingRefused: Bool = true) async {
         let queue = queue
-        let logger = logger
         // A task of its own: the store's calls throw CancellationError in a cancelled task.
-        await Task {
-            for (index, pause) in Self.retryPauses.enumerated() {
+        let failure: String? = await Task {
+            var failure: String?
+            for pause in Self.retryPauses {
                 if pause > .zero { try? await Task.sleep(for: pause) }
                 do {
                     try await queue.record(updates)
-                    return
+                    return nil
                 } catch {
-                    logger.error(
-                        "cannot record the outcomes of \(updates.count) attempts (\(index + 1) of \(Self.retryPauses.count))",
-                        metadata: ["error": "\(error)"])
+                    failure = "\(error)"
                 }
             }
+            return failure
         }.value
         state.withLock { state in
-            for update in updates { state.unrecorded.remove(update.deliveryID) }
             state.writing = false
+            if failure != nil, keepingRefused {
+                state.waiting = updates + state.waiting
+                state.oldestWaiting = min(state.oldestWaiting ?? .now, .now)
+                state.notBefore = .now + Self.refusedPause
+            } else {
+                for update in updates { state.unrecorded.remove(update.deliveryID) }
+                state.notBefore = nil
+            }
+        }
+        if let failure {
+            logger.error(
+                keepingRefused
+                    ? "cannot record the outcomes of \(updates.count) attempts; their deliveries are not sent again, trying again in \(Self.refusedPause.secondsText)"
+                    : "cannot record the outcomes of \(updates.count) attempts; their deliveries stay pending and are attempted again by the next run",
+                metadata: ["error": "\(failure)"])
         }
         recorded()
     }
 
     /// Records every outcome still waiting (the loop has ended: nothing is in flight).
     func writeRemaining() async {
-        while let batch = startTransaction(inFlight: 0) { await write(batch) }
+        state.withLock { $0.notBefore = nil }
+        while let batch = startTransaction(inFlight: 0) { await write(batch, keepingRefused: false) }
     }
 }

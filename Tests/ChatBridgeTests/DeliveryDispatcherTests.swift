@@ -338,6 +338,28 @@ struct DeliveryStoreTests {
         #expect(try await outbox.records().allSatisfy { $0.status == "delivered" })
     }
 
+    /// A store that refuses outcomes (a full disk) must not make delivered rows readable
+    /// again: they would be sent every few seconds until the disk is freed. The refusal
+    /// here is real: the outbox table is renamed away under the store, then back.
+    @Test func outcomesTheStoreRefusesKeepTheirRowsFromBeingSentAgain() async throws {
+        let outbox = try OutboxFixture()
+        let ids = [try await outbox.queued("e0", chat: "c0"), try await outbox.queued("e1", chat: "c1")]
+        let recorder = OutcomeRecorder(queue: outbox.store, logger: Logger(label: "test")) {}
+        for id in ids {
+            recorder.add(DeliveryUpdate(deliveryID: id, change: .attempted(.delivered(status: 200), attempts: 1), at: Date()))
+        }
+        try await outbox.store.pool.write { try $0.execute(sql: "ALTER TABLE deliveries RENAME TO deliveries_away") }
+        await recorder.write(try #require(recorder.startTransaction(inFlight: 0)))
+        #expect(recorder.unrecordedIDs == Set(ids), "still not readable from the queue: not sent again")
+        #expect(recorder.startTransaction(inFlight: 0) == nil, "the next try waits")
+        #expect(try #require(recorder.timeUntilDue) > OutcomeRecorder.refusedPause - .seconds(1))
+        try await outbox.store.pool.write { try $0.execute(sql: "ALTER TABLE deliveries_away RENAME TO deliveries") }
+        // The loop ends (a drain's end, a shutdown): what waits is written at once.
+        await recorder.writeRemaining()
+        #expect(recorder.isIdle)
+        #expect(try await outbox.records().allSatisfy { $0.status == "delivered" && $0.attempts == 1 })
+    }
+
     @Test func dueRowsBehindAWaitingFrontAreFound() async throws {
         // More waiting rows at the front of the queue than the dispatcher reads at once
         // (retries in the future), then due rows: the due-time index finds them.
