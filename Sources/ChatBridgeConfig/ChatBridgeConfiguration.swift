@@ -339,3 +339,20 @@ package struct HTTPListenConfiguration: Sendable, Hashable {
         self.port = port
     }
 }
+
+extension ChatBridgeConfiguration {
+    /// The keys whose change from `running` a reload cannot apply: the store and the
+    /// operations server are opened once, at start. A reload keeps what runs and says so.
+    ///
+    /// ```swift
+    /// reloaded.keysNeedingRestart(from: running)   // ["store", "http.listen"]
+    /// ```
+    package func keysNeedingRestart(from running: ChatBridgeConfiguration) -> [String] {
+        var keys: [String] = []
+        if storePath != running.storePath || postgresStore != running.postgresStore { keys.append("store") }
+        if instance != running.instance { keys.append("instance") }
+        if http != running.http { keys.append("http.listen") }
+        return keys
+    }
+}
+

@@ -221,15 +221,21 @@ package final class Bridge: Service, Sendable {
     /// filters changed rebaselines on its next poll (events.md). Takes effect after the
     /// polls in hand.
     package func reload(configuration: ChatBridgeConfiguration, rules: RuleSet) {
-        state.withLock { state in
+        let unapplied = state.withLock { state in
+            let unapplied = configuration.keysNeedingRestart(from: state.configuration)
             var next = Self.makeState(
                 configuration: configuration, rules: rules, store: store, httpClient: httpClient, logger: logger,
                 metrics: metrics, previous: state)
             next.generation = state.generation + 1
             state = next
+            return unapplied
         }
         reloads.advance()
         logger.notice("reloaded: \(configuration.sources.count) sources, \(rules.rules.count) rules")
+        if !unapplied.isEmpty {
+            logger.warning(
+                "reload kept the running \(unapplied.joined(separator: " and ")): a change there takes effect at the next start")
+        }
     }
 
     private func pollLoop(_ poller: SourcePoller, dispatcher: Dispatcher, generation: Int) async {

@@ -285,6 +285,16 @@ struct ConfigParsingTests {
         ])
     }
 
+    @Test("a reload names the keys it cannot apply: the store, the instance, http.listen")
+    func keysNeedingRestart() throws {
+        let running = try parseConfig(minimalConfig + "\nstore: a.sqlite\nhttp: {listen: 127.0.0.1:9464}\n")
+        #expect(running.keysNeedingRestart(from: running).isEmpty)
+        let moved = try parseConfig(minimalConfig + "\nstore: b.sqlite\nhttp: {listen: 127.0.0.1:9465}\n")
+        #expect(moved.keysNeedingRestart(from: running) == ["store", "http.listen"])
+        let sourcesOnly = try parseConfig(minimalConfig + "\n    interval: 5s\nstore: a.sqlite\nhttp: {listen: 127.0.0.1:9464}\n")
+        #expect(sourcesOnly.keysNeedingRestart(from: running).isEmpty, "sources, sinks and rules reload")
+    }
+
     @Test("keys are not substituted")
     func keysAreNotSubstituted() {
         let problems = configProblems(minimalConfig + "\n${EXTRA}: 1\n", environment: ["UNIPILE_API_KEY": "k", "EXTRA": "store"])
