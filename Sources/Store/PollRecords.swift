@@ -194,11 +194,12 @@ extension SourceRecord {
 
     /// The source's health after a poll that did not complete: one more failure, failing
     /// since the first of the streak. The snapshot and the baseline stay as they were.
-    /// A stopped poll only moves the time of the last poll: a restart is not an outage
-    /// (`chatbridge status` would otherwise report it as one until the next poll).
+    /// A stopped poll leaves the record as it was: a restart is not an outage
+    /// (`chatbridge status` would otherwise report it as one until the next poll), and
+    /// its time would read as the time of the last poll's outcome.
     package mutating func fail(_ poll: FailedPoll, at now: Date) {
-        lastPollAt = now
         guard !poll.wasStopped else { return }
+        lastPollAt = now
         consecutiveFailures += 1
         lastPollAt = now
         lastOutcome = "failed"
