@@ -83,11 +83,19 @@ package struct OperationsServer: Service {
         let store = store
         let monitor = monitor
         let logger = logger
-        let refresher = GaugeRefresher(metrics: metrics, store: store)
+        // One read of the store-backed gauges in flight, however many scrapes wait for it.
+        let gaugeRefresh = SharedTask<String?> {
+            do {
+                try await metrics.refresh(from: store)
+                return nil
+            } catch {
+                return store.reason(for: error)
+            }
+        }
         router.get("/metrics") { _, _ -> Response in
             // The counters are still worth serving when the store does not answer (in time):
             // the gauges keep their last value.
-            if let problem = await refresher.refresh(within: .seconds(2)) {
+            if let problem = await gaugeRefresh.value(within: .seconds(2)) ?? "no answer within 2 s" {
                 logger.warning("cannot read the store for /metrics: \(problem)")
             }
             return Self.response(.ok, contentType: BridgeMetrics.contentType, body: metrics.exposition())
@@ -258,46 +266,6 @@ package struct HealthReport: Sendable, Hashable {
     }
 }
 
-/// Reads the store-backed gauges for `/metrics`, one read in flight however many scrapes
-/// wait for it, each waiting at most a deadline: a database that stops answering leaves
-/// the scrape with the last values, not hanging.
-actor GaugeRefresher {
-    private let metrics: BridgeMetrics
-    private let store: any RuntimeStore
-    private var inFlight: Task<String?, Never>?
-
-    init(metrics: BridgeMetrics, store: any RuntimeStore) {
-        self.metrics = metrics
-        self.store = store
-    }
-
-    /// Why the gauges could not be refreshed within `timeout`, or `nil` when they were.
-    func refresh(within timeout: Duration) async -> String? {
-        let read: Task<String?, Never>
-        if let inFlight {
-            read = inFlight
-        } else {
-            let metrics = metrics
-            let store = store
-            read = Task { () -> String? in
-                do {
-                    try await metrics.refresh(from: store)
-                    return nil
-                } catch {
-                    return store.reason(for: error)
-                }
-            }
-            inFlight = read
-            Task { _ = await read.value; self.finished(read) }
-        }
-        return await value(of: read, within: timeout) ?? "no answer within \(timeout.secondsText)"
-    }
-
-    private func finished(_ task: Task<String?, Never>) {
-        if inFlight == task { inFlight = nil }
-    }
-}
-
 /// Gathers what a ``HealthReport`` needs; an actor because concurrent `/healthz`
 /// requests share the first-seen times and one write check in flight.
 actor HealthMonitor {
@@ -306,10 +274,10 @@ actor HealthMonitor {
     private let storeCheckTimeout: Duration
     private let now: @Sendable () -> Date
     private var watchedSince: [String: Date] = [:]
-    /// The write check in flight: concurrent requests wait for the same one.
-    private var writeCheck: Task<String?, Never>?
-    /// The read of the source records in flight, shared the same way.
-    private var recordsInFlight: Task<Result<[SourceRecord], ReadFailure>, Never>?
+    /// The write check: concurrent probes wait for the same one (a problem, or `nil`).
+    private let writeCheck: SharedTask<String?>
+    /// The read of the source records, shared the same way.
+    private let recordsRead: SharedTask<Result<[SourceRecord], ReadFailure>>
 
     init(
         store: any RuntimeStore, sources: @escaping @Sendable () -> [SourceConfiguration], storeCheckTimeout: Duration,
@@ -319,6 +287,17 @@ actor HealthMonitor {
         self.sources = sources
         self.storeCheckTimeout = storeCheckTimeout
         self.now = now
+        writeCheck = SharedTask {
+            do throws(StoreNotWritable) {
+                try await store.checkWritable(timeout: storeCheckTimeout, now: Date())
+                return nil
+            } catch {
+                return "store: not writable: \(error.reason)"
+            }
+        }
+        recordsRead = SharedTask {
+            do { return .success(try await store.sourceRecords()) } catch { return .failure(ReadFailure(reason: store.reason(for: error))) }
+        }
     }
 
     /// Starts the grace period of every configured source (the server is starting).
@@ -337,21 +316,26 @@ actor HealthMonitor {
 
     package func report() async -> HealthReport {
         let watched = watched()
-        // Both reads share what is in flight and are waited for at most `answerWithin`: a
-        // database that stops answering (a paused server, a partition) must not hold the
+        // Both reads are shared by concurrent probes and waited for at most `answerWithin`:
+        // a database that stops answering (a paused server, a partition) must not hold the
         // probe, which answers 503 in time instead.
-        async let storeProblem = storeWriteProblem()
-        let records = await value(of: recordsRead(), within: answerWithin)
+        let noAnswer = "store: no answer within \(answerWithin.secondsText) (the database may be paused or unreachable)"
+        async let writeProblem = writeCheck.value(within: answerWithin)
+        let records = await recordsRead.value(within: answerWithin)
         var readProblem: String?
         switch records {
         case .success?: break
         case .failure(let failure)?: readProblem = "store: cannot read the source records: \(failure.reason)"
-        case nil: readProblem = "store: no answer within \(answerWithin.secondsText) (the database may be paused or unreachable)"
+        case nil: readProblem = noAnswer
         }
         let known = try? records?.get()
+        let storeProblem: String? = switch await writeProblem {
+        case .some(let problem): problem
+        case .none: noAnswer
+        }
         return HealthReport.evaluate(
             sources: watched, records: known.map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { $1 }) },
-            storeProblem: await storeProblem ?? readProblem, now: now())
+            storeProblem: storeProblem ?? readProblem, now: now())
     }
 
     /// How long a probe waits for the store: the write check's own lock wait and a second.
@@ -359,47 +343,4 @@ actor HealthMonitor {
 
     /// Why the source records could not be read, in the store's words.
     struct ReadFailure: Error { var reason: String }
-
-    /// The read of the source records in flight, or a new one.
-    private func recordsRead() -> Task<Result<[SourceRecord], ReadFailure>, Never> {
-        if let recordsInFlight { return recordsInFlight }
-        let store = store
-        let read = Task { () -> Result<[SourceRecord], ReadFailure> in
-            do { return .success(try await store.sourceRecords()) } catch { return .failure(ReadFailure(reason: store.reason(for: error))) }
-        }
-        recordsInFlight = read
-        Task { _ = await read.value; self.finished(read) }
-        return read
-    }
-
-    private func storeWriteProblem() async -> String? {
-        let check: Task<String?, Never>
-        if let writeCheck {
-            check = writeCheck
-        } else {
-            let store = store
-            let timeout = storeCheckTimeout
-            check = Task { () -> String? in
-                do throws(StoreNotWritable) {
-                    try await store.checkWritable(timeout: timeout, now: Date())
-                    return nil
-                } catch {
-                    return "store: not writable: \(error.reason)"
-                }
-            }
-            writeCheck = check
-            Task { _ = await check.value; self.finished(check) }
-        }
-        return await value(of: check, within: answerWithin)
-            ?? "store: no answer within \(answerWithin.secondsText) (the database may be paused or unreachable)"
-    }
-
-    /// Forgets a finished read or check, so that the next probe starts a new one.
-    private func finished(_ task: Task<Result<[SourceRecord], ReadFailure>, Never>) {
-        if recordsInFlight == task { recordsInFlight = nil }
-    }
-
-    private func finished(_ task: Task<String?, Never>) {
-        if writeCheck == task { writeCheck = nil }
-    }
 }
