@@ -64,7 +64,8 @@ package struct SinkDeliveryCounts: Sendable, Hashable {
     /// Pending and due now (not waiting for a retry).
     package var due: Int = 0
     package var dead: Int = 0
-    /// Dead deliveries that finished since the `recentSince` date asked for.
+    /// Dead deliveries that finished since the `recentSince` date asked for and were not
+    /// delivered since by a replay (what `status` calls for attention to).
     package var recentlyDead: Int = 0
     package var delivered: Int = 0
     package var oldestPendingAt: Date?

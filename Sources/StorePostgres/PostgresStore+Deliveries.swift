@@ -249,9 +249,13 @@ extension PostgresStore {
         let rows = try await rows("""
             SELECT sink, status, count(*)::BIGINT,
                    count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= \(now))::BIGINT,
-                   count(*) FILTER (WHERE status = 'dead' AND finished_at >= \(recentSince))::BIGINT,
+                   count(*) FILTER (WHERE status = 'dead' AND finished_at >= \(recentSince) AND NOT EXISTS (
+                       -- Replayed and delivered since: nothing is left to attend to.
+                       SELECT 1 FROM deliveries AS later
+                       WHERE later.event_id = d.event_id AND later.sink = d.sink
+                         AND later.rule IS NOT DISTINCT FROM d.rule AND later.id > d.id AND later.status = 'delivered'))::BIGINT,
                    min(created_at) FILTER (WHERE status = 'pending')
-            FROM deliveries GROUP BY sink, status
+            FROM deliveries AS d GROUP BY sink, status
             """)
         var counts: [String: SinkDeliveryCounts] = [:]
         for row in rows {

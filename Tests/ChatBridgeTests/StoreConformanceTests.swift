@@ -185,6 +185,28 @@ struct StoreConformanceTests {
         #expect(!report.needsAttention, "\(report.sources)")
     }
 
+    /// A dead delivery replayed and delivered leaves nothing for `status` to call
+    /// attention to; one not replayed still does. (SQLite keeps the dead row in the
+    /// history beside the new one; PostgreSQL's replay reuses the row.)
+    @Test(arguments: StoreKind.all) func aDeadDeliveryReplayedAndDeliveredNeedsNoAttention(kind: StoreKind) async throws {
+        let dir = TemporaryDirectory()
+        let store = try await kind.open(dir.path)
+        var driver = PollDriver(store: store, source: "main")
+        driver.emitBaseline = true
+        try await driver.poll([driver.chat("a"), driver.chat("b")])
+        let rows = try await store.dueDeliveries(sink: "stdout", now: Date(), excluding: [], limit: 10)
+        #expect(rows.count == 2)
+        for row in rows { try await store.record(.dead(status: 400, error: "refused"), deliveryID: row.id, attempts: 1, at: Date()) }
+        let since = Date().addingTimeInterval(-3600)
+        #expect(try await store.deliveryCounts(now: Date(), recentSince: since)["stdout"]?.recentlyDead == 2)
+        let replayedEvent = try #require(try await store.deliveries(status: "dead", sink: nil, eventID: nil, limit: nil).first?.eventID)
+        #expect(try await store.replay(eventID: replayedEvent, sink: nil, now: Date()) == 1)
+        let again = try #require(try await store.dueDeliveries(sink: "stdout", now: Date(), excluding: [], limit: 10).first)
+        try await store.record(.delivered(status: nil), deliveryID: again.id, attempts: 1, at: Date())
+        let counts = try #require(try await store.deliveryCounts(now: Date(), recentSince: since)["stdout"])
+        #expect(counts.recentlyDead == 1, "the replayed one was delivered since")
+    }
+
     @Test(arguments: StoreKind.all) func eventsAndOutboxRowsAreWrittenTogether(kind: StoreKind) async throws {
         let dir = TemporaryDirectory()
         let store = try await kind.open(dir.path)
