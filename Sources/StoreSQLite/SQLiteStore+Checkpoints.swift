@@ -14,8 +14,8 @@ import Synchronization
 /// delivery outcomes after it did the same while the deliveries went on.
 ///
 /// Here the writer's WAL hook only notes the log's length and the moment of the commit.
-/// Once the log is past ``thresholdFrames`` and no commit came for ``idlePeriod``, one
-/// passive checkpoint is queued on the writer. A log past ``capFrames`` is checkpointed
+/// Once the log holds ``thresholdFrames`` (any commit, by default) and no commit came for
+/// ``idlePeriod``, one passive checkpoint is queued on the writer. A log past ``capFrames`` is checkpointed
 /// after the commit in hand whatever comes next, so that it stays bounded under a steady
 /// stream of commits. `chatbridge run --once` closes the store at its end, which
 /// checkpoints what is left: the same work is done in the same run, after the deliveries
@@ -39,8 +39,10 @@ import Synchronization
 /// checkpoints.attach(to: pool)
 /// ```
 final class DeferredCheckpoints: Sendable {
-    /// The log's length, in frames (pages), from which a checkpoint is due: SQLite's
-    /// default `wal_autocheckpoint`.
+    /// The log's length, in frames (pages), from which a checkpoint is due at the next idle
+    /// moment: any commit, by default. With `synchronous = NORMAL` the log reaches the disk
+    /// at checkpoints only; SQLite's own threshold (1,000 pages) let a quiet daemon's
+    /// commits wait there for hours, all of them for a power loss to take back.
     let thresholdFrames: Int32
     /// The log's length from which a checkpoint follows the commit at once: by default
     /// 128 MiB of 4 KiB pages, more than a poll of 10,000 changed chats and its deliveries
@@ -58,7 +60,7 @@ final class DeferredCheckpoints: Sendable {
     typealias Schedule = @Sendable (_ delay: Duration, _ look: @escaping @Sendable () -> Void) -> Void
 
     init(
-        thresholdFrames: Int32 = 1000, capFrames: Int32 = 32_768, idlePeriod: Duration = .milliseconds(250),
+        thresholdFrames: Int32 = 1, capFrames: Int32 = 32_768, idlePeriod: Duration = .milliseconds(250),
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }, schedule: Schedule? = nil
     ) {
         self.thresholdFrames = thresholdFrames

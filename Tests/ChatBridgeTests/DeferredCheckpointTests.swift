@@ -153,6 +153,20 @@ struct DeferredCheckpointTests {
         #expect(store.fileSizes().database > 1500 * 4000)
     }
 
+    /// The log reaches the disk at checkpoints only (synchronous = NORMAL): by default any
+    /// commit is checkpointed at the next idle moment, so that a power loss can take back
+    /// the burst under way, not hours of a quiet daemon's commits.
+    @Test func byDefaultAnyCommitIsCheckpointedAtTheNextIdleMoment() async throws {
+        let directory = TemporaryDirectory()
+        let timer = ManualIdleTimer()
+        let checkpoints = DeferredCheckpoints(now: { timer.now }, schedule: { delay, look in timer.schedule(delay, look) })
+        let store = try openStore(directory, checkpoints)
+        try writePages(store, 1)
+        #expect(timer.pendingLooks == 1, "a look is due for a one-row commit")
+        try await look(after: .seconds(1), timer, store)
+        #expect(checkpoints.completedCount >= 1)
+    }
+
     @Test func aLogBelowTheThresholdIsLeftAlone() async throws {
         let directory = TemporaryDirectory()
         let timer = ManualIdleTimer()
