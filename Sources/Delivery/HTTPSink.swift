@@ -93,7 +93,7 @@ package struct HTTPSink: DeliverySink {
             contentType: rendered.contentType, bodyBytes: rendered.body.count)
         return HTTPAttempt(
             request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [],
-            echoable: HTTPExchange.echoable(url: rendered.url, headerValues: headerValues))
+            secretHeaderValues: headerValues)
     }
 }
 
@@ -126,12 +126,16 @@ package struct HTTPAttempt: Sendable {
     package var status: Int?
     /// The first KiB of the response body.
     package var responseBody: [UInt8]
-    /// What a receiver may echo of the request (``HTTPExchange/echoable(url:headerValues:)``),
-    /// to hide where the response body is shown.
-    package var echoable: [String] = []
+    /// The values of the headers the sink was configured with: with the URL, what a
+    /// receiver may echo of the request (``HTTPExchange/echoable(url:headerValues:)``).
+    package var secretHeaderValues: [String] = []
 
-    /// The response body's start on one line, what it echoes of the request hidden.
-    package var responseExcerpt: String { HTTPOutcome.excerpt(responseBody, hiding: echoable) }
+    /// The response body's start on one line, what it echoes of the request hidden. Made
+    /// when asked (`sinks test`), not for every delivery.
+    package var responseExcerpt: String {
+        HTTPOutcome.excerpt(
+            responseBody, hiding: request.url.map { HTTPExchange.echoable(url: $0, headerValues: secretHeaderValues) } ?? [])
+    }
 }
 
 /// A sink that makes HTTP requests and can show one attempt in full.

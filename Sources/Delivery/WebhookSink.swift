@@ -106,13 +106,14 @@ package struct WebhookSink: DeliverySink {
             httpHeaders.replaceOrAdd(name: header.name, value: header.value.value)
         }
 
+        let secretHeaderValues = headers.map(\.value.value)
         let sent = await HTTPExchange(sink: name, timeout: timeout, httpClient: httpClient, now: now)
-            .send(method: .POST, url: url.value, headers: httpHeaders, body: body, secretHeaderValues: headers.map(\.value.value))
+            .send(method: .POST, url: url.value, headers: httpHeaders, body: body, secretHeaderValues: secretHeaderValues)
         let summary = HTTPAttempt.RequestSummary(
             method: "POST", url: url.value, headerNames: httpHeaders.map(\.name),
             contentType: "application/json", bodyBytes: body.count)
         return HTTPAttempt(
             request: summary, outcome: sent.outcome, status: sent.response?.status, responseBody: sent.response?.body ?? [],
-            echoable: HTTPExchange.echoable(url: url.value, headerValues: headers.map(\.value.value)))
+            secretHeaderValues: secretHeaderValues)
     }
 }

@@ -28,10 +28,13 @@ final class ManualIdleTimer: Sendable {
         for look in looks { look() }
     }
 
-    func checkpoints(thresholdFrames: Int32 = 1000, capFrames: Int32 = 32_768) -> DeferredCheckpoints {
-        DeferredCheckpoints(
-            thresholdFrames: thresholdFrames, capFrames: capFrames, idlePeriod: .milliseconds(250),
-            now: { [self] in now }, schedule: { [self] delay, look in schedule(delay, look) })
+    /// Checkpoints this timer drives; `thresholdFrames` `nil` keeps the product's default.
+    func checkpoints(thresholdFrames: Int32? = 1000, capFrames: Int32 = 32_768) -> DeferredCheckpoints {
+        let now: @Sendable () -> ContinuousClock.Instant = { [self] in self.now }
+        let schedule: DeferredCheckpoints.Schedule = { [self] delay, look in self.schedule(delay, look) }
+        guard let thresholdFrames else { return DeferredCheckpoints(capFrames: capFrames, now: now, schedule: schedule) }
+        return DeferredCheckpoints(
+            thresholdFrames: thresholdFrames, capFrames: capFrames, idlePeriod: .milliseconds(250), now: now, schedule: schedule)
     }
 }
 
@@ -39,12 +42,21 @@ final class ManualIdleTimer: Sendable {
 /// a commit (`DeferredCheckpoints`), and stays bounded under a steady stream of commits.
 @Suite("SQLite: checkpoints after commits, not inside them")
 struct DeferredCheckpointTests {
-    /// A store whose writer's checkpoints `checkpoints` decides, with a table to fill.
-    func openStore(_ directory: TemporaryDirectory, _ checkpoints: DeferredCheckpoints) throws -> SQLiteStore {
-        let store = try SQLiteStore(
-            path: directory.file("state/chatbridge.sqlite"), synchronousFull: false, readOnly: false, checkpoints: checkpoints)
-        try store.pool.write { try $0.execute(sql: "CREATE TABLE filler (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)") }
-        return store
+    /// A real store in a folder of its own, with a table to fill, whose writer's
+    /// checkpoints a ``ManualIdleTimer`` drives by hand.
+    struct Fixture {
+        let directory = TemporaryDirectory()
+        let timer = ManualIdleTimer()
+        let checkpoints: DeferredCheckpoints
+        let store: SQLiteStore
+
+        /// - Parameter thresholdFrames: `nil` for the product's default.
+        init(thresholdFrames: Int32? = 1000, capFrames: Int32 = 32_768) throws {
+            checkpoints = timer.checkpoints(thresholdFrames: thresholdFrames, capFrames: capFrames)
+            store = try SQLiteStore(
+                path: directory.file("state/chatbridge.sqlite"), synchronousFull: false, readOnly: false, checkpoints: checkpoints)
+            try store.pool.write { try $0.execute(sql: "CREATE TABLE filler (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)") }
+        }
     }
 
     /// Adds `pages` rows of about a page each, in one transaction.
@@ -69,10 +81,8 @@ struct DeferredCheckpointTests {
     }
 
     @Test func aCommitLeavesItsPagesInTheLogAndTheIdleWriterCopiesThem() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()
-        let checkpoints = timer.checkpoints()
-        let store = try openStore(directory, checkpoints)
+        let fixture = try Fixture()
+        let (timer, checkpoints, store) = (fixture.timer, fixture.checkpoints, fixture.store)
         try writePages(store, 1500)  // past the 1,000 pages of SQLite's automatic checkpoint
         // SQLite's own checkpoint would have copied the pages into the file inside the commit.
         #expect(store.fileSizes().database < 1_000_000, "the commit returned before any checkpoint")
@@ -88,10 +98,9 @@ struct DeferredCheckpointTests {
     }
 
     @Test func aLogPastItsCapIsCopiedWhileCommitsKeepComing() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()  // never runs its looks: only the cap can start a checkpoint
-        let checkpoints = timer.checkpoints(thresholdFrames: 10, capFrames: 200)
-        let store = try openStore(directory, checkpoints)
+        // Its timer never runs its looks: only the cap can start a checkpoint.
+        let fixture = try Fixture(thresholdFrames: 10, capFrames: 200)
+        let (checkpoints, store) = (fixture.checkpoints, fixture.store)
         var transactions = 0
         while checkpoints.completedCount == 0, transactions < 50 {
             try writePages(store, 20)
@@ -104,10 +113,8 @@ struct DeferredCheckpointTests {
     }
 
     @Test func aLongTransactionIsNotTakenForAnIdleWriter() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()
-        let checkpoints = timer.checkpoints()
-        let store = try openStore(directory, checkpoints)
+        let fixture = try Fixture()
+        let (timer, checkpoints, store) = (fixture.timer, fixture.checkpoints, fixture.store)
         try writePages(store, 1500)
         // A transaction that outlasts the idle period, as a big poll's apply does: the
         // writer looks idle while it runs, so the look queues a checkpoint behind it.
@@ -137,10 +144,8 @@ struct DeferredCheckpointTests {
     }
 
     @Test func theStoreLeavesCheckpointsToIdleMomentsAndTheHealthProbeToo() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()
-        let checkpoints = timer.checkpoints()
-        let store = try openStore(directory, checkpoints)
+        let fixture = try Fixture()
+        let (timer, checkpoints, store) = (fixture.timer, fixture.checkpoints, fixture.store)
         let sizeBefore = store.fileSizes().database
         try writePages(store, 1500)
         // `/healthz`'s probe commits on a connection of its own: SQLite's automatic
@@ -157,10 +162,8 @@ struct DeferredCheckpointTests {
     /// commit is checkpointed at the next idle moment, so that a power loss can take back
     /// the burst under way, not hours of a quiet daemon's commits.
     @Test func byDefaultAnyCommitIsCheckpointedAtTheNextIdleMoment() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()
-        let checkpoints = DeferredCheckpoints(now: { timer.now }, schedule: { delay, look in timer.schedule(delay, look) })
-        let store = try openStore(directory, checkpoints)
+        let fixture = try Fixture(thresholdFrames: nil)
+        let (timer, checkpoints, store) = (fixture.timer, fixture.checkpoints, fixture.store)
         try writePages(store, 1)
         #expect(timer.pendingLooks == 1, "a look is due for a one-row commit")
         try await look(after: .seconds(1), timer, store)
@@ -168,10 +171,8 @@ struct DeferredCheckpointTests {
     }
 
     @Test func aLogBelowTheThresholdIsLeftAlone() async throws {
-        let directory = TemporaryDirectory()
-        let timer = ManualIdleTimer()
-        let checkpoints = timer.checkpoints()
-        let store = try openStore(directory, checkpoints)
+        let fixture = try Fixture()
+        let (timer, checkpoints, store) = (fixture.timer, fixture.checkpoints, fixture.store)
         try writePages(store, 50)
         #expect(timer.pendingLooks == 0)
         #expect(checkpoints.completedCount == 0)
