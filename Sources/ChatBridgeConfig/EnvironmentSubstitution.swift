@@ -38,6 +38,16 @@ package enum ConfigEnvironmentSubstitution {
     /// large file must not be read whole.
     static let maximumFileBytes = 64 << 10
 
+    /// A text with its `${...}` replaced.
+    struct Substitution: Sendable, Hashable {
+        var text: String
+        /// What came from outside: each `${NAME}`'s variable and each `${file:PATH}`'s
+        /// content (not a `:-default`, which the file holds), each once. Those of a secret
+        /// value are secrets of their own (``ChatBridgeConfiguration/substitutedSecrets``):
+        /// a token inside a URL or a body, which a receiver may echo.
+        var values: [String] = []
+    }
+
     /// Replaces every `${...}` in `text`, or returns every problem found in it.
     ///
     /// - Parameter readFile: reads a `${file:PATH}` (the real file system unless a test
@@ -45,9 +55,14 @@ package enum ConfigEnvironmentSubstitution {
     static func substitute(
         _ text: String, environment: [String: String],
         readFile: (String) -> Result<String, FileProblem> = readSecretFile
-    ) -> Result<String, Failure> {
-        guard text.contains("$") else { return .success(text) }
+    ) -> Result<Substitution, Failure> {
+        guard text.contains("$") else { return .success(Substitution(text: text)) }
         var output = ""
+        var values: [String] = []
+        func inserted(_ value: String) {
+            output += value
+            if !value.isEmpty, !values.contains(value) { values.append(value) }
+        }
         var problems: [Problem] = []
         let scalars = Array(text.unicodeScalars)
         var index = 0
@@ -82,7 +97,7 @@ package enum ConfigEnvironmentSubstitution {
                     continue
                 }
                 switch readFile(path) {
-                case .success(let content): output += content
+                case .success(let content): inserted(content)
                 case .failure(let problem):
                     problems.append(Problem(message: "${file:\(path)}: \(problem.reason)", unreadableFile: path))
                 }
@@ -103,7 +118,7 @@ package enum ConfigEnvironmentSubstitution {
                 continue
             }
             if let value = environment[name], !(value.isEmpty && fallback != nil) {
-                output += value
+                inserted(value)
             } else if let fallback {
                 output += fallback
             } else {
@@ -112,7 +127,7 @@ package enum ConfigEnvironmentSubstitution {
                     unsetVariable: name))
             }
         }
-        return problems.isEmpty ? .success(output) : .failure(Failure(problems: problems))
+        return problems.isEmpty ? .success(Substitution(text: output, values: values)) : .failure(Failure(problems: problems))
     }
 
     /// Why a `${file:...}` could not be read. Never holds any of the file's content.
@@ -146,30 +161,6 @@ package enum ConfigEnvironmentSubstitution {
         }
         if text.hasSuffix("\r\n") { text.removeLast(1) } else if text.hasSuffix("\n") { text.removeLast() }
         return .success(text)
-    }
-
-    /// The values `text` takes from outside: each `${NAME}`'s variable (when set) and
-    /// each `${file:PATH}`'s content (when readable), each once. Those of a secret value
-    /// are secrets of their own (``ChatBridgeConfiguration/substitutedSecrets``): a token
-    /// inside a URL or a body, which a receiver may echo.
-    package static func substitutedValues(in text: String, environment: [String: String]) -> [String] {
-        var values: [String] = []
-        var rest = Substring(text)
-        while let start = rest.range(of: "${") {
-            rest = rest[start.upperBound...]
-            guard let close = rest.firstIndex(of: "}") else { break }
-            let body = String(rest[..<close])
-            var value: String?
-            if body.hasPrefix("file:") {
-                let path = String(body.dropFirst("file:".count))
-                if path.hasPrefix("/"), case .success(let content) = readSecretFile(path) { value = content }
-            } else {
-                let name = String(body.prefix { $0 != ":" })
-                if isVariableName(name) { value = environment[name] }
-            }
-            if let value, !value.isEmpty, !values.contains(value) { values.append(value) }
-        }
-        return values
     }
 
     /// `[A-Za-z_][A-Za-z0-9_]*`, the names a shell can export.

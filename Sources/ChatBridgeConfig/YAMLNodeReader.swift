@@ -220,14 +220,11 @@ package struct YAMLNodeReader {
         if scalar.style == .plain, Self.nullWords.contains(scalar.string) { return .null }
         guard let environment else { return scalar.string.isEmpty ? .null : .value(scalar.string) }
         switch ConfigEnvironmentSubstitution.substitute(scalar.string, environment: environment) {
-        case .success(let text):
+        case .success(let substitution):
             if secret {
-                for value in ConfigEnvironmentSubstitution.substitutedValues(in: scalar.string, environment: environment)
-                where !substitutedSecrets.contains(value) {
-                    substitutedSecrets.append(value)
-                }
+                for value in substitution.values where !substitutedSecrets.contains(value) { substitutedSecrets.append(value) }
             }
-            return text.isEmpty ? .null : .value(text)
+            return substitution.text.isEmpty ? .null : .value(substitution.text)
         case .failure(let failure)
         where secret && secretsMayBeUnset && failure.problems.allSatisfy({ $0.missingSource != nil }):
             let names = failure.problems.compactMap(\.missingSource).joined(separator: ", ")

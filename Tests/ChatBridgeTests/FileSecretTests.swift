@@ -35,7 +35,7 @@ struct FileSecretTests {
         guard case .webhook(let webhook)? = configuration.sinks["hook"]?.kind else { Issue.record("no webhook"); return }
         #expect(webhook.url.value == "https://hooks.example/T000/B000/xyz")
         #expect(configuration.secretValuesForTest.contains("sk-from-a-file-123"))
-        #expect(ConfigEnvironmentSubstitution.substitutedValues(in: "a: ${file:\(key)} b: ${HOME_X}", environment: ["HOME_X": "hx"])
+        #expect(try ConfigEnvironmentSubstitution.substitute("a: ${file:\(key)} b: ${HOME_X}", environment: ["HOME_X": "hx"]).get().values
             == ["sk-from-a-file-123", "hx"])
     }
 
